@@ -1,0 +1,108 @@
+"""ECDSA over secp256k1 through coincurve (libsecp256k1, the library Bitcoin Core uses).
+
+Signatures are 64 bytes ``r||s`` (big-endian), over a 32-byte digest, with
+``s <= n/2`` (low-S, BIP 62/146) so that nobody can malleate a valid signature into
+another valid one. Signing is deterministic (RFC 6979, libsecp256k1's default nonce).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+
+import coincurve
+from coincurve.ecdsa import cdata_to_der, der_to_cdata, deserialize_compact, serialize_compact
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from chain.errors import SignatureError
+
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+HALF_ORDER = SECP256K1_ORDER // 2
+
+
+def generate_secret() -> bytes:
+    """A fresh random 32-byte private key."""
+    return coincurve.PrivateKey().secret
+
+
+def public_key(secret: bytes) -> bytes:
+    """The 33-byte compressed public key of ``secret``."""
+    return coincurve.PrivateKey(secret).public_key.format(compressed=True)
+
+
+def sign(secret: bytes, digest: bytes) -> bytes:
+    """Sign a 32-byte digest: a deterministic, low-S, 64-byte ``r||s`` signature."""
+    der = coincurve.PrivateKey(secret).sign(digest, hasher=None)
+    return serialize_compact(der_to_cdata(der))
+
+
+def is_low_s(signature: bytes) -> bool:
+    return 0 < int.from_bytes(signature[32:64], "big") <= HALF_ORDER
+
+
+def verify(pubkey: bytes, signature: bytes, digest: bytes) -> None:
+    """Check ``signature`` over ``digest`` by ``pubkey``; SignatureError naming what is wrong.
+
+    Reasons: ``bad-pubkey`` (not a 33-byte compressed point on the curve),
+    ``bad-sig-encoding`` (not 64 bytes, or r/s zero or not below the group order),
+    ``bad-sig-high-s`` (malleable s), ``bad-sig`` (does not verify).
+    """
+    if len(pubkey) != 33 or pubkey[0] not in (2, 3):
+        raise SignatureError("bad-pubkey", "public keys are 33-byte compressed points")
+    try:
+        key = coincurve.PublicKey(pubkey)
+    except ValueError as exc:
+        raise SignatureError("bad-pubkey", f"not a point on secp256k1: {exc}") from None
+    if len(signature) != 64:
+        raise SignatureError("bad-sig-encoding", f"signatures are 64 bytes r||s, got {len(signature)}")
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:], "big")
+    if not (0 < r < SECP256K1_ORDER and 0 < s < SECP256K1_ORDER):
+        raise SignatureError("bad-sig-encoding", "r and s must lie in [1, n-1]")
+    if s > HALF_ORDER:
+        raise SignatureError("bad-sig-high-s", "s is above n/2: the signature is malleable")
+    if not key.verify(cdata_to_der(deserialize_compact(signature)), digest, hasher=None):
+        raise SignatureError("bad-sig", "signature does not verify")
+
+
+def signature_from_der(der: bytes) -> bytes:
+    """Convert a strict-DER ECDSA signature (as ``cryptography`` and ``ecdsa`` write them) to 64-byte ``r||s``."""
+    try:
+        r, s = decode_dss_signature(der)
+    except ValueError as exc:
+        raise SignatureError("bad-sig-encoding", f"not a DER signature: {exc}") from None
+    if not (0 < r < SECP256K1_ORDER and 0 < s < SECP256K1_ORDER):
+        raise SignatureError("bad-sig-encoding", "r and s must lie in [1, n-1]")
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+class SignatureCache:
+    """Remember signatures already verified, so a block repeating mempool transactions skips them.
+
+    A key commits to digest, public key and signature, so a hit can only be the very
+    same check that succeeded before. Bounded: the oldest entries are evicted first.
+    """
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(pubkey: bytes, signature: bytes, digest: bytes) -> bytes:
+        return hashlib.sha256(digest + pubkey + signature).digest()
+
+    def verify(self, pubkey: bytes, signature: bytes, digest: bytes) -> None:
+        """``verify``, answered from the cache when this exact check already passed."""
+        key = self._key(pubkey, signature, digest)
+        if key in self._entries:
+            return
+        verify(pubkey, signature, digest)
+        with self._lock:
+            self._entries[key] = None
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)

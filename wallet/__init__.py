@@ -1,0 +1,1 @@
+"""The cairn-wallet CLI: encrypted keystore, addresses, balance, send, history and chain verification."""
