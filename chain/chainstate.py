@@ -107,6 +107,14 @@ class _ConnectFailed(Exception):
         self.index, self.error = index, error
 
 
+def _touched(block: Block, undo: Sequence[tuple[OutPoint, Coin]]) -> list[tuple[bytes, bytes]]:
+    """``(pubkey_hash, txid)`` for every output a block's transactions pay and every coin they spend."""
+    touched = [(txout.pubkey_hash, tx.txid) for tx in block.transactions for txout in tx.outputs]
+    spenders = (tx for tx in block.transactions[1:] for _ in tx.inputs)
+    touched += [(coin.pubkey_hash, tx.txid) for tx, (_, coin) in zip(spenders, undo, strict=True)]
+    return touched
+
+
 def _locked(method: F) -> F:
     @functools.wraps(method)
     def wrapper(self: ChainState, *args: Any, **kwargs: Any) -> Any:
@@ -243,6 +251,19 @@ class ChainState:
     @_locked
     def coins_for(self, pubkey_hash: bytes) -> list[tuple[OutPoint, Coin]]:
         return self.store.coins_by_pubkey_hash(pubkey_hash)
+
+    @_locked
+    def find_transaction(self, txid: bytes) -> tuple[BlockIndex, int] | None:
+        """The active-chain block holding ``txid`` and its position there."""
+        found = self.store.find_transaction(txid)
+        if found is None:
+            return None
+        return self._index[found[0]], found[1]
+
+    @_locked
+    def address_history(self, pubkey_hash: bytes) -> list[tuple[bytes, int]]:
+        """``(txid, height)`` of active-chain transactions that pay or spend ``pubkey_hash``."""
+        return self.store.address_history(pubkey_hash)
 
     @_locked
     def tips(self) -> list[BlockIndex]:
@@ -493,16 +514,19 @@ class ChainState:
         path.reverse()
         view = CoinView(self.store.get_coin)
         disconnected = []
+        unindexed = []
         for index in reversed(self._active[fork.height + 1 :]):
             block = self._read_block(index)
             undo_data = self.store.get_undo(index.hash)
             if undo_data is None:
                 raise StorageError(f"undo data of active block {index.header.hash_hex} is missing")
+            undo_list = parse_undo(undo_data)
             try:
-                disconnect_block(block, parse_undo(undo_data), view)
+                disconnect_block(block, undo_list, view)
             except ValidationError as exc:
                 raise StorageError(f"cannot disconnect {index.header.hash_hex}: {exc}") from exc
             disconnected.append(block)
+            unindexed.append((block, undo_list))
         connected = []
         for index in path:
             block = self._read_block(index)
@@ -521,6 +545,11 @@ class ChainState:
         spent, added = view.changes()
         with self.store.transaction():
             self.store.apply_coins(spent, added)
+            for block, undo_list in unindexed:
+                self.store.unindex_transactions([tx.txid for tx in block.transactions], _touched(block, undo_list))
+            for index, block, undo in connected:
+                txids = [tx.txid for tx in block.transactions]
+                self.store.index_transactions(index.hash, index.height, txids, _touched(block, undo))
             for index, _, undo in connected:
                 self.store.put_undo(index.hash, serialize_undo(undo))
                 if not index.status & Status.VALID:

@@ -43,6 +43,15 @@ CREATE TABLE IF NOT EXISTS utxo (
     PRIMARY KEY (txid, vout)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS utxo_by_pubkey_hash ON utxo (pubkey_hash);
+-- indexes of the active chain, kept in the same transactions as the UTXO set
+CREATE TABLE IF NOT EXISTS tx_index (txid BLOB PRIMARY KEY, block_hash BLOB NOT NULL, position INTEGER NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS address_index (
+    pubkey_hash BLOB NOT NULL,
+    txid BLOB NOT NULL,
+    height INTEGER NOT NULL,
+    PRIMARY KEY (pubkey_hash, txid)
+) WITHOUT ROWID;
 """
 
 
@@ -181,3 +190,35 @@ class BlockStore:
     def all_coins(self) -> dict[OutPoint, Coin]:
         rows = self.db.execute("SELECT txid, vout, amount, pubkey_hash, height, coinbase FROM utxo")
         return {OutPoint(r[0], r[1]): Coin(r[2], r[3], r[4], bool(r[5])) for r in rows}
+
+    # -- transaction and address indexes of the active chain
+
+    def index_transactions(
+        self, block_hash: bytes, height: int, txids: list[bytes], touched: Iterable[tuple[bytes, bytes]]
+    ) -> None:
+        """Record where ``txids`` are and which pubkey hashes (``(pubkey_hash, txid)``) they touch."""
+        with _storage_errors("cannot update the transaction index"):
+            self.db.executemany(
+                "INSERT OR REPLACE INTO tx_index (txid, block_hash, position) VALUES (?, ?, ?)",
+                ((txid, block_hash, position) for position, txid in enumerate(txids)),
+            )
+            self.db.executemany(
+                "INSERT OR IGNORE INTO address_index (pubkey_hash, txid, height) VALUES (?, ?, ?)",
+                ((pubkey_hash, txid, height) for pubkey_hash, txid in touched),
+            )
+
+    def unindex_transactions(self, txids: list[bytes], touched: Iterable[tuple[bytes, bytes]]) -> None:
+        with _storage_errors("cannot update the transaction index"):
+            self.db.executemany("DELETE FROM tx_index WHERE txid = ?", ((txid,) for txid in txids))
+            self.db.executemany("DELETE FROM address_index WHERE pubkey_hash = ? AND txid = ?", touched)
+
+    def find_transaction(self, txid: bytes) -> tuple[bytes, int] | None:
+        """``(block_hash, position)`` of a transaction on the active chain."""
+        row = self.db.execute("SELECT block_hash, position FROM tx_index WHERE txid = ?", (txid,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def address_history(self, pubkey_hash: bytes) -> list[tuple[bytes, int]]:
+        """``(txid, height)`` of every active-chain transaction paying or spending ``pubkey_hash``, oldest first."""
+        return self.db.execute(
+            "SELECT txid, height FROM address_index WHERE pubkey_hash = ? ORDER BY height, txid", (pubkey_hash,)
+        ).fetchall()
