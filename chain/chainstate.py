@@ -79,7 +79,7 @@ class ChainUpdate:
 
     connected: tuple[Block, ...] = ()
     disconnected: tuple[Block, ...] = ()
-    invalid: tuple[tuple[bytes, str], ...] = ()
+    invalid: tuple[tuple[bytes, ValidationError], ...] = ()
     is_new: bool = True  # False when the block was already stored
 
     @property
@@ -416,7 +416,12 @@ class ChainState:
 
     @_locked
     def accept_block(self, block: Block, now: int | None = None) -> ChainUpdate:
-        """Check, store and, if it leads to more work, connect ``block``; return what changed."""
+        """Check, store and, if it leads to more work, connect ``block``; return what changed.
+
+        Raises the ValidationError of the first rule the block breaks. When the block is
+        found invalid only while connecting, the chain may still have moved (to a valid
+        ancestor with more work): that change is in the error's ``chain_update``.
+        """
         index = self._index.get(block.hash)
         if index is not None and index.failed:
             raise BlockError("duplicate-invalid", f"block {block.hash_hex} is known to be invalid")
@@ -436,7 +441,14 @@ class ChainState:
         index.status |= Status.HAVE_DATA
         self._remember(block)
         self._on_data(index)
-        return self.activate_best_chain()
+        update = self.activate_best_chain()
+        if index.failed:  # connecting it (or an ancestor on its branch) broke a rule
+            error = dict(update.invalid).get(index.hash) or BlockError(
+                "bad-prevblk", f"an ancestor of {block.hash_hex} is invalid"
+            )
+            error.chain_update = update
+            raise error
+        return update
 
     def _on_data(self, index: BlockIndex) -> None:
         if index.prev is not None and not index.prev.chain_complete:
@@ -475,13 +487,13 @@ class ChainState:
         """Move the active chain to the most-work valid tip; skip past blocks that turn out invalid."""
         connected: list[Block] = []
         disconnected: list[Block] = []
-        invalid: list[tuple[bytes, str]] = []
+        invalid: list[tuple[bytes, ValidationError]] = []
         while (best := self._best_candidate()) is not None:
             try:
                 connected, disconnected = self._reorganize(best)
             except _ConnectFailed as failure:
                 log.warning("block %s is invalid: %s", failure.index.header.hash_hex, failure.error)
-                invalid.append((failure.index.hash, failure.error.reason))
+                invalid.append((failure.index.hash, failure.error))
                 self._mark_failed(failure.index)
                 continue
             break  # best had the most work of all candidates: none is left above it

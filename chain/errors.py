@@ -15,6 +15,9 @@ class CairnError(Exception):
 class ValidationError(CairnError):
     """Something failed a consensus rule; ``reason`` names the rule."""
 
+    chain_update: object | None = None
+    """Set by ``ChainState.accept_block`` when the chain moved anyway (a ``ChainUpdate``) before the rejection."""
+
     def __init__(self, reason: str, message: str = "") -> None:
         self.reason = reason
         self.message = message or reason

@@ -23,7 +23,9 @@ def solve_header(
     header: BlockHeader, *, start: int = 0, stop: int = MAX_NONCE + 1, should_stop: Callable[[], bool] | None = None
 ) -> BlockHeader | None:
     """Search nonces in ``[start, stop)`` for one meeting ``bits``; None if the range (or ``should_stop``) ends it."""
-    target, _, _ = decode_compact(header.bits)
+    target, negative, overflow = decode_compact(header.bits)
+    if negative or overflow or target == 0:
+        raise ValueError(f"bits {header.bits:#010x} is no target that any hash can meet")
     raw = header.serialized
     midstate = hashlib.sha256(raw[:64])
     tail = raw[64:76]

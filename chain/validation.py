@@ -68,18 +68,22 @@ class BlockTransaction(Protocol):
 
 
 def check_block_structure(header: BlockHeader, transactions: Sequence[BlockTransaction]) -> None:
-    """Coinbase first and only first, merkle root, unique txids (Bitcoin Core: CheckBlock)."""
+    """Merkle root, unique txids, coinbase first and only first (Bitcoin Core: CheckBlock).
+
+    The merkle root is checked first: until the transactions are known to be the ones
+    the header commits to, nothing wrong with them says anything about the header.
+    """
+    txids = [tx.txid for tx in transactions]
+    if merkle_root(txids) != header.merkle_root:
+        raise BlockError("bad-txnmrklroot", "the merkle root does not match the transactions")
+    if len(set(txids)) != len(txids):  # CVE-2012-2459: duplicated txids keep the merkle root
+        raise BlockError("bad-txns-duplicate", "duplicate transaction ids")
     if not transactions:
         raise BlockError("bad-blk-length", "a block needs at least a coinbase")
     if not transactions[0].is_coinbase:
         raise BlockError("bad-cb-missing", "the first transaction is not a coinbase")
     if any(tx.is_coinbase for tx in transactions[1:]):
         raise BlockError("bad-cb-multiple", "more than one coinbase")
-    txids = [tx.txid for tx in transactions]
-    if merkle_root(txids) != header.merkle_root:
-        raise BlockError("bad-txnmrklroot", "the merkle root does not match the transactions")
-    if len(set(txids)) != len(txids):  # CVE-2012-2459: duplicated txids keep the merkle root
-        raise BlockError("bad-txns-duplicate", "duplicate transaction ids")
 
 
 MUTATION_REASONS = frozenset({"bad-txnmrklroot", "bad-txns-duplicate"})
@@ -90,9 +94,9 @@ def check_block(block: Block, params: NetworkParams, *, check_pow: bool = True) 
     """Every rule a block must meet without knowing the chain."""
     if check_pow:
         check_proof_of_work(block.hash, block.header.bits, params.pow_limit)
+    check_block_structure(block.header, block.transactions)
     if block.size > params.max_block_size:
         raise BlockError("bad-blk-length", f"{block.size} bytes exceeds the limit of {params.max_block_size}")
-    check_block_structure(block.header, block.transactions)
     for tx in block.transactions:
         check_transaction(tx, params)
 
