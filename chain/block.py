@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
-from chain.encoding import Reader, varint
+from chain.encoding import Reader, cached, varint
 from chain.hashes import hash_to_hex, sha256d
 from chain.merkle import merkle_root
 from chain.transaction import Transaction
@@ -31,14 +30,14 @@ class BlockHeader:
     bits: int
     nonce: int
 
-    @cached_property
+    @cached
     def serialized(self) -> bytes:
         return _HEADER.pack(self.version, self.prev_hash, self.merkle_root, self.time, self.bits, self.nonce)
 
     def serialize(self) -> bytes:
         return self.serialized
 
-    @cached_property
+    @cached
     def hash(self) -> bytes:
         return sha256d(self.serialized)
 
@@ -87,7 +86,7 @@ class Block:
     def hash_hex(self) -> str:
         return self.header.hash_hex
 
-    @cached_property
+    @cached
     def serialized(self) -> bytes:
         parts = [self.header.serialized, varint(len(self.transactions))]
         parts += [tx.serialized for tx in self.transactions]

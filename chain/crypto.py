@@ -12,13 +12,18 @@ import threading
 from collections import OrderedDict
 
 import coincurve
-from coincurve.ecdsa import cdata_to_der, der_to_cdata, deserialize_compact, serialize_compact
+from coincurve._libsecp256k1 import lib
+from coincurve.context import GLOBAL_CONTEXT
+from coincurve.ecdsa import der_to_cdata, deserialize_compact, serialize_compact
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from chain.errors import SignatureError
 
 SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 HALF_ORDER = SECP256K1_ORDER // 2
+_ORDER_BYTES = SECP256K1_ORDER.to_bytes(32, "big")
+_HALF_ORDER_BYTES = HALF_ORDER.to_bytes(32, "big")
+_ZERO = bytes(32)
 
 
 def generate_secret() -> bytes:
@@ -56,13 +61,13 @@ def verify(pubkey: bytes, signature: bytes, digest: bytes) -> None:
         raise SignatureError("bad-pubkey", f"not a point on secp256k1: {exc}") from None
     if len(signature) != 64:
         raise SignatureError("bad-sig-encoding", f"signatures are 64 bytes r||s, got {len(signature)}")
-    r = int.from_bytes(signature[:32], "big")
-    s = int.from_bytes(signature[32:], "big")
-    if not (0 < r < SECP256K1_ORDER and 0 < s < SECP256K1_ORDER):
+    r, s = signature[:32], signature[32:]  # big-endian, equal lengths: byte order is numeric order
+    if r == _ZERO or s == _ZERO or r >= _ORDER_BYTES or s >= _ORDER_BYTES:
         raise SignatureError("bad-sig-encoding", "r and s must lie in [1, n-1]")
-    if s > HALF_ORDER:
+    if s > _HALF_ORDER_BYTES:
         raise SignatureError("bad-sig-high-s", "s is above n/2: the signature is malleable")
-    if not key.verify(cdata_to_der(deserialize_compact(signature)), digest, hasher=None):
+    # libsecp256k1's own verify on the parsed compact signature (coincurve's PublicKey.verify wants DER)
+    if not lib.secp256k1_ecdsa_verify(GLOBAL_CONTEXT.ctx, deserialize_compact(signature), digest, key.public_key):
         raise SignatureError("bad-sig", "signature does not verify")
 
 
@@ -78,10 +83,13 @@ def signature_from_der(der: bytes) -> bytes:
 
 
 class SignatureCache:
-    """Remember signatures already verified, so a block repeating mempool transactions skips them.
+    """Remember checks that passed, so a block repeating mempool transactions skips their signatures.
 
-    A key commits to digest, public key and signature, so a hit can only be the very
-    same check that succeeded before. Bounded: the oldest entries are evicted first.
+    Two kinds of entry, both keyed by a hash that commits to everything the check
+    depended on, so a hit can only be the very same check that succeeded before:
+    single signatures (``verify``) and whole transactions (``add``/``in``, Bitcoin
+    Core's script execution cache: txid, network and the outputs spent). Bounded: the
+    oldest entries are evicted first.
     """
 
     def __init__(self, max_entries: int = 200_000) -> None:
@@ -89,20 +97,22 @@ class SignatureCache:
         self._entries: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
 
-    @staticmethod
-    def _key(pubkey: bytes, signature: bytes, digest: bytes) -> bytes:
-        return hashlib.sha256(digest + pubkey + signature).digest()
+    def __contains__(self, key: bytes) -> bool:
+        return key in self._entries
 
-    def verify(self, pubkey: bytes, signature: bytes, digest: bytes) -> None:
-        """``verify``, answered from the cache when this exact check already passed."""
-        key = self._key(pubkey, signature, digest)
-        if key in self._entries:
-            return
-        verify(pubkey, signature, digest)
+    def add(self, key: bytes) -> None:
         with self._lock:
             self._entries[key] = None
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
+
+    def verify(self, pubkey: bytes, signature: bytes, digest: bytes) -> None:
+        """``verify``, answered from the cache when this exact check already passed."""
+        key = hashlib.sha256(digest + pubkey + signature).digest()
+        if key in self._entries:
+            return
+        verify(pubkey, signature, digest)
+        self.add(key)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -8,8 +8,12 @@ object has exactly one serialization and its hash cannot be malleated.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from chain.errors import DecodeError
+
+T = TypeVar("T")
 
 MAX_VARINT = 0x02000000  # Bitcoin Core: MAX_SIZE, the largest count a decoder accepts
 
@@ -17,6 +21,29 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _I64 = struct.Struct("<q")
 _U64 = struct.Struct("<Q")
+
+
+class cached(Generic[T]):
+    """A property computed once per (immutable) object, then read from the instance dict.
+
+    ``functools.cached_property`` takes a lock on every first computation in Python
+    3.11; on the validation hot path (txid, serialization, signature-hash parts of
+    every transaction) that lock costs more than the hashing.
+    """
+
+    def __init__(self, func: Callable[[Any], T]) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> T:
+        if instance is None:
+            return self  # type: ignore[return-value]
+        value = instance.__dict__[self.name] = self.func(instance)
+        return value
 
 
 def varint(n: int) -> bytes:

@@ -16,6 +16,7 @@ import hashlib
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import islice
 
 from chain.block import HEADER_SIZE, BlockHeader
 from chain.errors import HeaderChainError, ValidationError
@@ -72,7 +73,7 @@ class HeaderChainVerifier:
         found = self._targets[bits] = (target, block_work(bits))
         return found
 
-    def feed(self, headers: Iterable[bytes]) -> bool:
+    def feed(self, headers: Iterable[bytes | BlockHeader]) -> bool:
         """Check each raw header in turn; stop (True) at the trusted tip; HeaderChainError at the first bad one."""
         if self.done:
             return True
@@ -83,29 +84,33 @@ class HeaderChainVerifier:
         interval, span = params.retarget_interval, params.median_time_span
         trusted = self.trusted_tip
         last_hash = hashes[-1]
-        expected_bits = self._bits
+        expected_bits = accepted_bits = self._bits
         target, work = self._targets.get(expected_bits) or self._target(expected_bits, len(hashes))
         latest_time = max(times[-span:])  # newest-so-far timestamp: anything above it beats the median
         chainwork = self.chainwork
+        height = len(hashes)
+        next_retarget = height + (-height % interval) if interval else -1
+        genesis_hash = hashes[0]
+        add_hash, add_time, from_bytes = hashes.append, times.append, int.from_bytes
         try:
             for raw in headers:
-                height = len(hashes)
-                if len(raw) != HEADER_SIZE:
-                    if height == 1 and raw == b"":
-                        continue
+                if type(raw) is not bytes:
+                    raw = raw.serialized if isinstance(raw, BlockHeader) else bytes(raw)
+                if len(raw) != 80:  # HEADER_SIZE, inlined: this loop is the light client's hot path
                     raise self._fail(height, "bad-header-length", f"a header is {HEADER_SIZE} bytes, got {len(raw)}")
                 block_hash = sha256(sha256(raw).digest()).digest()
-                if height == 1 and block_hash == hashes[0]:
-                    continue  # the stream starts with genesis itself
                 if raw[4:36] != last_hash:
+                    if height == 1 and block_hash == genesis_hash:
+                        continue  # the stream starts with genesis itself
                     raise self._fail(height, "bad-prevblk", "does not link to the previous header")
                 time, bits = unpack(raw, 68)
-                if interval and height % interval == 0:
+                if height == next_retarget:
                     expected_bits = next_work_required(params, height - 1, expected_bits, times.__getitem__)
                     target, work = self._targets.get(expected_bits) or self._target(expected_bits, height)
+                    next_retarget += interval
                 if bits != expected_bits:
                     raise self._fail(height, "bad-diffbits", f"bits {bits:#010x}, expected {expected_bits:#010x}")
-                if int.from_bytes(block_hash, "little") > target:
+                if from_bytes(block_hash, "little") > target:
                     raise self._fail(height, "high-hash", f"hash {hash_to_hex(block_hash)} is above its target")
                 if time > latest_time:
                     latest_time = time
@@ -113,17 +118,19 @@ class HeaderChainVerifier:
                     raise self._fail(height, "time-too-old", f"time {time} is not after the median of the last {span}")
                 if time > max_future:
                     raise self._fail(height, "time-too-new", f"time {time} is too far ahead of {self.now}")
-                hashes.append(block_hash)
-                times.append(time)
+                add_hash(block_hash)
+                add_time(time)
                 chainwork += work
                 last_hash = block_hash
+                accepted_bits = bits
+                height += 1
                 if block_hash == trusted:
                     self.done = True
                     return True
             return False
         finally:
             self.chainwork = chainwork
-            self._bits = expected_bits
+            self._bits = accepted_bits
 
     def result(self) -> VerifiedChain:
         if not self.done:
@@ -145,17 +152,10 @@ def verify_header_chain(
 ) -> VerifiedChain:
     """Validate ``headers`` from genesis up to ``trusted_tip``; HeaderChainError names the first failure."""
     verifier = HeaderChainVerifier(params, trusted_tip, now)
-    chunk: list[bytes] = []
-    for header in headers:
-        chunk.append(header.serialized if isinstance(header, BlockHeader) else header)
-        if len(chunk) >= batch:
-            if verifier.feed(chunk):
-                break
-            chunk = []
-            if progress is not None:
-                progress(verifier.height)
-    else:
-        verifier.feed(chunk)
+    stream = iter(headers)
+    while (chunk := list(islice(stream, batch))) and not verifier.feed(chunk):
+        if progress is not None:
+            progress(verifier.height)
     if progress is not None:
         progress(verifier.height)
     return verifier.result()

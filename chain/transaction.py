@@ -13,11 +13,11 @@ coinbase data: block height u32 (BIP 34's rule), extra nonce u64, 52 free bytes.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
-from chain.encoding import Reader, i64, u32, varint
+from chain.encoding import Reader, cached, i64, u32, varint
 from chain.hashes import ZERO_HASH, hash_to_hex, sha256d
 
 COIN = 100_000_000  # smallest units in one coin
@@ -30,14 +30,18 @@ NULL_INDEX = 0xFFFFFFFF
 INPUT_SIZE = 32 + 4 + PUBKEY_SIZE + SIGNATURE_SIZE
 OUTPUT_SIZE = 8 + PUBKEY_HASH_SIZE
 COINBASE_TAG_SIZE = SIGNATURE_SIZE - 12
+_SIGHASH_INPUT = struct.Struct("<I32sIq")  # input index, outpoint, spent amount
 
 
-@dataclass(frozen=True)
-class OutPoint:
-    """A reference to output ``index`` of transaction ``txid``."""
+class OutPoint(NamedTuple):
+    """A reference to output ``index`` of transaction ``txid``.
+
+    A NamedTuple rather than a frozen dataclass: it is created, hashed and looked up
+    for every input and output validated, and tuples do that in C.
+    """
 
     txid: bytes
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index, as Bitcoin's COutPoint names it n
 
     @property
     def is_null(self) -> bool:
@@ -84,7 +88,7 @@ class Transaction:
     inputs: tuple[TxIn, ...]
     outputs: tuple[TxOut, ...]
 
-    @cached_property
+    @cached
     def serialized(self) -> bytes:
         parts = [u32(self.version), varint(len(self.inputs))]
         parts += [txin.serialize() for txin in self.inputs]
@@ -95,7 +99,7 @@ class Transaction:
     def serialize(self) -> bytes:
         return self.serialized
 
-    @cached_property
+    @cached
     def txid(self) -> bytes:
         return sha256d(self.serialized)
 
@@ -112,14 +116,22 @@ class Transaction:
         """The height written into a coinbase's data (BIP 34)."""
         return int.from_bytes(self.inputs[0].signature[:4], "little")
 
-    @cached_property
+    @cached
+    def _outputs_offset(self) -> int:
+        """Where the output count starts in ``serialized``: inputs are fixed-size, so this is arithmetic."""
+        return 4 + len(varint(len(self.inputs))) + INPUT_SIZE * len(self.inputs)
+
+    @cached
     def hash_prevouts(self) -> bytes:
         """sha256d of every outpoint spent, shared by all inputs' signature hashes (as in BIP 143)."""
-        return sha256d(b"".join(txin.prevout.serialize() for txin in self.inputs))
+        raw, first = self.serialized, 4 + len(varint(len(self.inputs)))
+        return sha256d(b"".join([raw[p : p + 36] for p in range(first, self._outputs_offset, INPUT_SIZE)]))
 
-    @cached_property
+    @cached
     def hash_outputs(self) -> bytes:
-        return sha256d(b"".join(txout.serialize() for txout in self.outputs))
+        """sha256d of every output, serialized back to back (the tail of the transaction)."""
+        start = self._outputs_offset
+        return sha256d(self.serialized[start + len(varint(len(self.outputs))) :])
 
     @classmethod
     def parse(cls, data: bytes) -> Transaction:
@@ -162,25 +174,23 @@ class Transaction:
         }
 
 
-def signature_hash(tx: Transaction, index: int, spent: TxOut, magic: bytes) -> bytes:
+def sighash_prefix(tx: Transaction, magic: bytes) -> bytes:
+    """The part of every input's signature-hash preimage that does not depend on the input."""
+    return magic + u32(tx.version) + tx.hash_prevouts + tx.hash_outputs
+
+
+def signature_hash(tx: Transaction, index: int, spent: TxOut, magic: bytes, prefix: bytes | None = None) -> bytes:
     """The 32-byte digest input ``index`` signs.
 
     Commits to the network (its magic), the version, every outpoint, every output,
     the input's index and outpoint, and the amount and pubkey hash of the output it
     spends, so a signature cannot be replayed on another input, transaction or network.
+    ``prefix`` is ``sighash_prefix(tx, magic)``, passed in to share it between inputs.
     """
-    preimage = b"".join(
-        (
-            magic,
-            u32(tx.version),
-            tx.hash_prevouts,
-            tx.hash_outputs,
-            u32(index),
-            tx.inputs[index].prevout.serialize(),
-            spent.serialize(),
-        )
-    )
-    return sha256d(preimage)
+    if prefix is None:
+        prefix = sighash_prefix(tx, magic)
+    prevout = tx.inputs[index].prevout
+    return sha256d(prefix + _SIGHASH_INPUT.pack(index, prevout.txid, prevout.index, spent.amount) + spent.pubkey_hash)
 
 
 def coinbase_data(height: int, extra_nonce: int = 0, tag: bytes = b"") -> bytes:

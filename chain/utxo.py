@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from chain.encoding import Reader, varint
 from chain.errors import TransactionError
@@ -15,9 +15,11 @@ COIN_SIZE = _COIN.size
 OUTPOINT_SIZE = 36
 
 
-@dataclass(frozen=True)
-class Coin:
-    """An unspent output, with the height of its block and whether a coinbase made it."""
+class Coin(NamedTuple):
+    """An unspent output, with the height of its block and whether a coinbase made it.
+
+    A NamedTuple, like OutPoint, because one is made for every output connected.
+    """
 
     amount: int
     pubkey_hash: bytes
@@ -89,9 +91,11 @@ class CoinView:
             self.added[outpoint] = coin
 
     def add_outputs(self, tx: Transaction, height: int) -> None:
-        txid, coinbase = tx.txid, tx.is_coinbase
+        txid, coinbase, added, spent = tx.txid, tx.is_coinbase, self.added, self.spent
         for index, txout in enumerate(tx.outputs):
-            self.add(OutPoint(txid, index), Coin(txout.amount, txout.pubkey_hash, height, coinbase))
+            outpoint = OutPoint(txid, index)
+            if spent.pop(outpoint, None) is None:  # as ``add``, inlined: this runs for every output
+                added[outpoint] = Coin(txout.amount, txout.pubkey_hash, height, coinbase)
 
     def changes(self) -> tuple[Iterator[OutPoint], Iterator[tuple[OutPoint, Coin]]]:
         """What to delete from and insert into the base to make it equal this view."""

@@ -13,12 +13,13 @@ from typing import Protocol
 
 from chain.block import Block, BlockHeader
 from chain.crypto import SignatureCache, verify
+from chain.encoding import i64
 from chain.errors import BlockError, HeaderError, SignatureError, TransactionError
-from chain.hashes import hash160
+from chain.hashes import hash160, sha256d
 from chain.merkle import merkle_root
 from chain.params import NetworkParams
 from chain.pow import check_proof_of_work
-from chain.transaction import MAX_MONEY, PUBKEY_SIZE, Transaction, TxOut, signature_hash
+from chain.transaction import MAX_MONEY, PUBKEY_SIZE, Transaction, sighash_prefix, signature_hash
 from chain.utxo import Coin, CoinView, OutPoint
 
 
@@ -149,19 +150,35 @@ def check_tx_inputs(tx: Transaction, spent: Sequence[Coin], height: int, params:
     return fee
 
 
+def tx_signatures_key(tx: Transaction, spent: Sequence[Coin], params: NetworkParams) -> bytes:
+    """What a transaction's signature checks depend on: its txid (which commits to every key and
+    signature), the network, and the amount and pubkey hash of every output it spends."""
+    coins = b"".join(i64(coin.amount) + coin.pubkey_hash for coin in spent)
+    return sha256d(b"tx-signatures" + params.magic + tx.txid + coins)
+
+
 def verify_tx_signatures(
     tx: Transaction, spent: Sequence[Coin], params: NetworkParams, sig_cache: SignatureCache | None = None
 ) -> None:
-    """Each input's key must hash to the spent output's pubkey hash and sign its signature hash."""
-    check = sig_cache.verify if sig_cache is not None else verify
+    """Each input's key must hash to the spent output's pubkey hash and sign its signature hash.
+
+    With a cache, a transaction whose signatures all passed before (in the mempool, say)
+    against the same spent outputs is not checked again.
+    """
+    key = tx_signatures_key(tx, spent, params) if sig_cache is not None else b""
+    if sig_cache is not None and key in sig_cache:
+        return
+    prefix = sighash_prefix(tx, params.magic)
     for index, (txin, coin) in enumerate(zip(tx.inputs, spent, strict=True)):
         if hash160(txin.pubkey) != coin.pubkey_hash:
             raise SignatureError("bad-txns-pubkey-mismatch", f"input {index}: key does not match the spent output")
-        digest = signature_hash(tx, index, TxOut(coin.amount, coin.pubkey_hash), params.magic)
+        digest = signature_hash(tx, index, coin, params.magic, prefix)  # a Coin has the TxOut's fields
         try:
-            check(txin.pubkey, txin.signature, digest)
+            verify(txin.pubkey, txin.signature, digest)
         except SignatureError as exc:
             raise SignatureError(exc.reason, f"input {index}: {exc.message}") from None
+    if sig_cache is not None:
+        sig_cache.add(key)
 
 
 def connect_block(

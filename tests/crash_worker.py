@@ -12,7 +12,6 @@ import sys
 from chain.builder import ChainBuilder, Key
 from chain.chainstate import ChainState
 from chain.params import REGTEST
-from chain.transaction import COIN
 
 MINER = Key(bytes(31) + b"\x11")
 
@@ -43,8 +42,9 @@ def main(path: str, seed: int) -> None:
                 while builder.heights[source.hash] > mature:
                     source = builder.blocks[source.header.prev_hash]
                 spendable = builder.coinbase_spendable(source)
-                if state.get_coin(spendable.outpoint) is not None:
-                    txs.append(builder.spend([spendable], Key().pubkey_hash, COIN, fee=1000))
+                amount = spendable.txout.amount // 2  # subsidies halve every 150 regtest blocks
+                if amount > 1000 and state.get_coin(spendable.outpoint) is not None:
+                    txs.append(builder.spend([spendable], Key().pubkey_hash, amount, fee=1000))
             blocks = [builder.add_block(transactions=txs, fees=1000 * len(txs))]
         for block in blocks:
             state.accept_block(block)
