@@ -406,7 +406,7 @@ def bench_sig_cache(signed: SignedBlock, sizes: Sizes, progress: Progress) -> Re
         verify_tx_signatures(tx, signed.spent(tx), PARAMS, warm)  # as the mempool does when it admits tx
     transactions = len(signed.block.transactions) - 1
     if len(warm) != transactions:  # one entry per transaction (the script execution cache)
-        raise RuntimeError(f"the warmed cache holds {len(warm)} entries, not one per each of {transactions} transactions")
+        raise RuntimeError(f"the warmed cache holds {len(warm)} entries, not one per each of {transactions} txs")
     samples = interleaved(
         sizes.repeat,
         {"warm": connect_trial(signed, lambda: warm), "cold": connect_trial(signed, SignatureCache)},

@@ -1,1 +1,4 @@
-"""A Cairn peer: JSON API, mempool, miner, gossip and sync over HTTP (Flask app served by waitress)."""
+"""The Cairn peer node: consensus core served over HTTP, with mempool, miner, gossip and sync."""
+
+VERSION = "0.1.0"
+PROTOCOL_VERSION = 1
