@@ -1,0 +1,397 @@
+"""The HTTP face of a node: ``create_app(node)`` with the ``api`` and ``p2p`` blueprints.
+
+Views only decode the request, call the ``Node`` and encode the answer. One set of
+error handlers turns ``chain.errors.ValidationError`` (HTTP 400, the rule's reason
+code), ``node.errors.NodeError`` (its own status and code) and HTTP errors into
+``{"error": {"code": ..., "message": ...}}``. ``/`` is left free for the explorer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from chain.address import decode_address
+from chain.block import Block
+from chain.errors import ValidationError
+from chain.hashes import hash_to_hex, hex_to_hash
+from chain.transaction import Transaction
+from node.errors import BadRequest, NodeError, NotFound, Unauthorized
+from node.miner import generate
+from node.openapi import openapi_document
+from node.peers import MAX_HEADERS, PEER_HEADER, normalize_url, parse_hash_list
+from node.service import Node
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MAX_GENERATE = 1000
+MAX_BLOCKS_PAGE = 100
+
+api = Blueprint("api", __name__, url_prefix="/api")
+p2p = Blueprint("p2p", __name__, url_prefix="/p2p")
+
+
+def create_app(node: Node) -> Flask:
+    """The Flask application serving ``node``; nothing is created at import time."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = node.config.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["cairn_node"] = node
+    app.register_blueprint(api)
+    app.register_blueprint(p2p)
+    app.register_error_handler(ValidationError, _validation_error)
+    app.register_error_handler(NodeError, _node_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    return app
+
+
+def _node() -> Node:
+    return current_app.extensions["cairn_node"]  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------- errors
+
+
+def error_response(status: int, code: str, message: str) -> tuple[Response, int]:
+    return jsonify({"error": {"code": code, "message": message}}), status
+
+
+def _validation_error(exc: ValidationError) -> tuple[Response, int]:
+    return error_response(400, exc.reason, exc.message)
+
+
+def _node_error(exc: NodeError) -> tuple[Response, int]:
+    return error_response(exc.status, exc.code, exc.message)
+
+
+_HTTP_CODES = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 400: "bad-request"}
+
+
+def _http_error(exc: HTTPException) -> tuple[Response, int]:
+    status = exc.code or 500
+    response, _ = error_response(status, _HTTP_CODES.get(status, "http-error"), exc.description or exc.name)
+    for name, value in exc.get_headers():
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value  # e.g. Allow on a 405, as RFC 9110 requires
+    return response, status
+
+
+def _unexpected_error(exc: Exception) -> tuple[Response, int]:
+    log.exception("unexpected error serving %s %s", request.method, request.path)
+    return error_response(500, "internal-error", f"{type(exc).__name__}: the node failed to answer")
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _body() -> dict[str, Any]:
+    """The request body as a JSON object; ``bad-request`` otherwise (``too-large`` above the size limit)."""
+    raw = request.get_data(cache=True)
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _hex_field(body: dict[str, Any], name: str = "hex") -> bytes:
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise BadRequest(f"field {name!r} must be a hex string")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise BadRequest(f"field {name!r} is not hex") from None
+
+
+def _hash(text: str) -> bytes:
+    try:
+        return hex_to_hash(text)
+    except ValueError:
+        raise BadRequest(f"{text!r:.80} is not a 64-character hex hash", "bad-hash") from None
+
+
+def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
+    text = request.args.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _int_field(body: dict[str, Any], name: str, low: int, high: int) -> int:
+    value = body.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise BadRequest(f"field {name!r} must be an integer from {low} to {high}")
+    return value
+
+
+def admin(view: F) -> F:
+    """Require ``Authorization: Bearer <token>`` with the token of ``<datadir>/auth.token``."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token or not _node().check_token(token.strip()):
+            raise Unauthorized("this endpoint needs Authorization: Bearer <the token in <datadir>/auth.token>")
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- /api
+
+
+@api.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document(_node().params.name))
+
+
+@api.get("/status")
+def status() -> Response:
+    return jsonify(_node().status())
+
+
+@api.get("/blocks")
+def blocks() -> Response:
+    node = _node()
+    start = _int_arg("start", None, 0, 2**31 - 1)
+    limit = _int_arg("limit", 20, 1, MAX_BLOCKS_PAGE)
+    assert limit is not None
+    return jsonify({"tip": node.chain.height, "blocks": node.blocks_json(start, limit)})
+
+
+@api.get("/blocks/<block_hash>")
+def block(block_hash: str) -> Response:
+    return jsonify(_node().block_json(_hash(block_hash)))
+
+
+@api.get("/blocks/<block_hash>/raw")
+def block_raw(block_hash: str) -> Response:
+    _, found = _node().block(_hash(block_hash))
+    return jsonify({"hex": found.serialized.hex()})
+
+
+@api.post("/blocks")
+def post_block() -> Response:
+    block = Block.parse(_hex_field(_body()))
+    result = _node().submit_block(block)
+    return jsonify({"hash": hash_to_hex(result.hash), "status": result.status})
+
+
+@api.get("/heights/<height>")
+def height(height: str) -> Response:
+    try:
+        value = int(height)
+    except ValueError:
+        raise BadRequest(f"{height!r:.40} is not a height") from None
+    if value < 0:
+        raise BadRequest("heights are not negative")
+    return jsonify({"height": value, "hash": hash_to_hex(_node().hash_at(value))})
+
+
+def _locator() -> list[bytes]:
+    text = request.args.get("locator", "")
+    parts = text.split(",") if text else []
+    if len(parts) > 101:
+        raise BadRequest("a locator has at most 101 hashes")
+    return [_hash(p) for p in parts]
+
+
+def _headers_answer() -> Response:
+    locator = _locator()
+    limit = _int_arg("limit", MAX_HEADERS, 1, MAX_HEADERS)
+    assert limit is not None
+    headers = _node().chain.headers_after(locator, limit)
+    return jsonify({"headers": [h.serialized.hex() for h in headers]})
+
+
+@api.get("/headers")
+def headers() -> Response:
+    return _headers_answer()
+
+
+@api.post("/transactions")
+def post_transaction() -> Response:
+    tx = Transaction.parse(_hex_field(_body()))
+    entry = _node().submit_transaction(tx)
+    return jsonify({"txid": hash_to_hex(entry.txid), "fee": entry.fee})
+
+
+@api.get("/transactions/<txid>")
+def transaction(txid: str) -> Response:
+    return jsonify(_node().transaction_json(_hash(txid)))
+
+
+@api.get("/mempool")
+def mempool() -> Response:
+    return jsonify(_node().mempool_json())
+
+
+@api.get("/addresses/<address>")
+def address(address: str) -> Response:
+    return jsonify(_node().address_json(address))
+
+
+@api.get("/addresses/<address>/history")
+def address_history(address: str) -> Response:
+    return jsonify(_node().history_json(address))
+
+
+@api.get("/proofs/<txid>")
+def proof(txid: str) -> Response:
+    return jsonify(_node().proof_json(_hash(txid)))
+
+
+@api.get("/peers")
+def peers() -> Response:
+    return jsonify(_node().peers_json())
+
+
+@api.post("/peers")
+@admin
+def connect_peer() -> Response:
+    url = _body().get("url")
+    peer = _node().peers.add(normalize_url(url))
+    return jsonify({"peer": peer.to_json()})
+
+
+@api.delete("/peers/<peer_id>")
+@admin
+def disconnect_peer(peer_id: str) -> Response:
+    try:
+        number = int(peer_id)
+    except ValueError:
+        raise BadRequest(f"{peer_id!r:.40} is not a peer id") from None
+    ban = request.args.get("ban", "false")
+    if ban not in ("true", "false"):
+        raise BadRequest("ban must be true or false")
+    node = _node()
+    peer = node.peers.by_id(number)
+    node.peers.remove(peer, ban=ban == "true", reason="banned by admin" if ban == "true" else "disconnected by admin")
+    return jsonify({"removed": peer.id, "url": peer.url, "banned": ban == "true"})
+
+
+def _reward_address(body: dict[str, Any]) -> bytes:
+    node = _node()
+    address = body.get("address", node.config.mine_to)
+    if address is None:
+        raise BadRequest("give an address to pay the block rewards to (or start the node with --mine-to)")
+    if not isinstance(address, str):
+        raise BadRequest("field 'address' must be a string")
+    return decode_address(address, node.params)
+
+
+@api.post("/mining/generate")
+@admin
+def mining_generate() -> Response:
+    body = _body()
+    count = _int_field(body, "blocks", 1, MAX_GENERATE)
+    node = _node()
+    reward_to = _reward_address(body)
+    mined = generate(node, reward_to, count, lambda: node.stopping)
+    return jsonify({"blocks": [b.hash_hex for b in mined]})
+
+
+@api.post("/mining/start")
+@admin
+def mining_start() -> Response:
+    node = _node()
+    node.miner.start(_reward_address(_body()))
+    return jsonify({"mining": True})
+
+
+@api.post("/mining/stop")
+@admin
+def mining_stop() -> Response:
+    node = _node()
+    node.miner.stop()
+    return jsonify({"mining": False})
+
+
+@api.get("/admin/utxo-check")
+@admin
+def utxo_check() -> Response:
+    check = _node().chain.check_utxo_set()
+    return jsonify(
+        {
+            "ok": check.ok,
+            "expected": check.expected,
+            "stored": check.stored,
+            "missing": len(check.missing),
+            "unexpected": len(check.unexpected),
+            "differing": len(check.differing),
+        }
+    )
+
+
+# ---------------------------------------------------------------- /p2p
+
+
+def _peer_url() -> str:
+    url = request.headers.get(PEER_HEADER)
+    if url is None:
+        raise BadRequest(f"p2p requests carry the sender's listen URL in {PEER_HEADER}")
+    return normalize_url(url)
+
+
+@p2p.before_request
+def _known_peers_only() -> None:
+    """Every p2p call but the handshake must come from a connected peer when it names its sender."""
+    if request.endpoint != "p2p.handshake":
+        _node().peers.check_caller(request.headers.get(PEER_HEADER))
+
+
+@p2p.post("/handshake")
+def handshake() -> Response:
+    return jsonify(_node().peers.inbound_handshake(_body()))
+
+
+@p2p.post("/inv")
+def inventory() -> Response:
+    body = _body()
+    blocks = parse_hash_list(body.get("blocks"), "blocks")
+    txids = parse_hash_list(body.get("transactions"), "transactions")
+    _node().on_inventory(_peer_url(), blocks, txids)
+    return jsonify({"ok": True})
+
+
+@p2p.get("/headers")
+def p2p_headers() -> Response:
+    return _headers_answer()
+
+
+@p2p.get("/blocks/<block_hash>")
+def p2p_block(block_hash: str) -> Response:
+    _, found = _node().block(_hash(block_hash))
+    return Response(found.serialized, mimetype="application/octet-stream")
+
+
+@p2p.get("/transactions/<txid>")
+def p2p_transaction(txid: str) -> Response:
+    entry = _node().mempool.get(_hash(txid))
+    if entry is None:
+        raise NotFound(f"{txid} is not in the mempool")
+    return Response(entry.tx.serialized, mimetype="application/octet-stream")
+
+
+@p2p.get("/addresses")
+def p2p_addresses() -> Response:
+    return jsonify({"peers": _node().peers.addresses()})

@@ -1,0 +1,229 @@
+"""Headers-first sync and fetch-on-demand, on background threads.
+
+Sync from a peer: send it a block locator of our best header chain, accept the
+headers it answers (``ChainState.accept_headers``), repeat while it sends full
+batches, then download the blocks of the most-work header chain that we lack, in
+order, a few in parallel. Announced transactions we lack are fetched one by one.
+Invalid headers or blocks earn the peer misbehaviour points (a ban at the
+threshold); a peer that times out or lacks a block just ends that round. One sync
+runs at a time, so two peers cannot make us download the same block twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from chain.chainstate import BlockIndex, Status
+from chain.errors import DecodeError, ValidationError
+from node.errors import Forbidden, NodeError, NotFound, PeerError
+from node.peers import MAX_HEADERS, Peer
+
+if TYPE_CHECKING:
+    from node.service import Node
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_BATCH = 16  # blocks fetched per round
+DOWNLOAD_PARALLEL = 4  # requests in flight at once
+INNOCENT_TX_REASONS = frozenset(
+    {
+        "txn-already-known",
+        "txn-mempool-conflict",
+        "mempool-full",
+        "bad-txns-inputs-missingorspent",
+        "bad-txns-premature-spend-of-coinbase",
+    }
+)
+"""Transaction rejections an honest peer may cause (races, reorgs): no misbehaviour points."""
+INNOCENT_HEADER_REASONS = frozenset({"prev-blk-not-found", "time-too-new"})
+
+
+def locator_from(index: BlockIndex) -> list[bytes]:
+    """A block locator walking back from ``index``: ten dense steps, then doubling ones, always ending at genesis."""
+    hashes: list[bytes] = []
+    step = 1
+    walker = index
+    while True:
+        hashes.append(walker.hash)
+        if walker.prev is None:
+            return hashes
+        if len(hashes) >= 10:
+            step *= 2
+        target = max(0, walker.height - step)
+        while walker.height > target:
+            assert walker.prev is not None
+            walker = walker.prev
+
+
+class Syncer:
+    """Runs syncs and transaction fetches requested by handshakes, announcements and the periodic timer."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._sync_queue: queue.Queue[Peer | None] = queue.Queue()
+        self._pending: set[int] = set()
+        self._tx_queue: queue.Queue[tuple[Peer, bytes] | None] = queue.Queue(10_000)
+        self._tx_requested: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._pool = ThreadPoolExecutor(DOWNLOAD_PARALLEL, thread_name_prefix="download")
+        self.busy = False
+        self._stopping = threading.Event()
+
+    def start(self) -> None:
+        for target, name in ((self._sync_loop, "sync"), (self._tx_loop, "tx-fetch")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._sync_queue.put(None)
+        with contextlib.suppress(queue.Full):
+            self._tx_queue.put_nowait(None)
+        for thread in self._threads:
+            thread.join()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # ------------------------------------------------------------ requests
+
+    def request_sync(self, peer: Peer) -> None:
+        with self._lock:
+            if peer.id in self._pending:
+                return
+            self._pending.add(peer.id)
+        self._sync_queue.put(peer)
+
+    def request_transaction(self, peer: Peer, txid: bytes) -> None:
+        with self._lock:
+            if txid in self._tx_requested:
+                return
+            self._tx_requested[txid] = None
+            while len(self._tx_requested) > 20_000:
+                self._tx_requested.popitem(last=False)
+        try:
+            self._tx_queue.put_nowait((peer, txid))
+        except queue.Full:
+            with self._lock:
+                self._tx_requested.pop(txid, None)
+
+    # ------------------------------------------------------------ loops
+
+    def _sync_loop(self) -> None:
+        while True:
+            peer = self._sync_queue.get()
+            if peer is None or self._stopping.is_set():
+                return
+            with self._lock:
+                self._pending.discard(peer.id)
+            if self.node.peers.get(peer.url) is not peer:
+                continue  # removed or banned meanwhile
+            self.busy = True
+            try:
+                self.sync_from(peer)
+            except (PeerError, NotFound, Forbidden) as exc:
+                log.info("sync from peer %d (%s) stopped: %s", peer.id, peer.url, exc)
+            except Exception:
+                log.exception("sync from peer %d (%s) failed", peer.id, peer.url)
+            finally:
+                self.busy = False
+
+    def _tx_loop(self) -> None:
+        while True:
+            item = self._tx_queue.get()
+            if item is None or self._stopping.is_set():
+                return
+            peer, txid = item
+            try:
+                self.fetch_transaction(peer, txid)
+            except (PeerError, NotFound, Forbidden):
+                pass
+            except Exception:
+                log.exception("fetching transaction from peer %d failed", peer.id)
+            finally:
+                with self._lock:
+                    self._tx_requested.pop(txid, None)
+
+    # ------------------------------------------------------------ work
+
+    def fetch_transaction(self, peer: Peer, txid: bytes) -> None:
+        if txid in self.node.mempool:
+            return
+        try:
+            tx = self.node.peers.fetch_transaction(peer, txid)
+        except DecodeError as exc:
+            self.node.peers.misbehave(peer, 20, f"undecodable transaction: {exc.reason}")
+            return
+        if tx.txid != txid:
+            self.node.peers.misbehave(peer, 20, "sent a transaction other than the one asked for")
+            return
+        try:
+            self.node.submit_transaction(tx, source=peer)
+        except (ValidationError, NodeError) as exc:
+            if exc.reason not in INNOCENT_TX_REASONS:
+                self.node.peers.misbehave(peer, 10, f"invalid transaction {tx.txid[::-1].hex()}: {exc.reason}")
+
+    def sync_from(self, peer: Peer) -> None:
+        """Headers first, then the blocks of the best header chain that we lack."""
+        chain, peers = self.node.chain, self.node.peers
+        while not self._stopping.is_set():
+            locator = locator_from(self.node.best_header())
+            try:
+                headers = peers.fetch_headers(peer, locator)
+            except DecodeError as exc:
+                peers.misbehave(peer, 50, f"malformed headers: {exc.message}")
+                return
+            if not headers:
+                break
+            try:
+                chain.accept_headers(headers)
+            except ValidationError as exc:
+                if exc.reason in INNOCENT_HEADER_REASONS:
+                    log.info("headers from peer %d stopped at %s", peer.id, exc)
+                else:
+                    peers.misbehave(peer, 100, f"invalid header: {exc.reason}")
+                    return
+            if len(headers) < MAX_HEADERS:
+                break
+        self.download(peer)
+
+    def missing_blocks(self) -> list[BlockIndex]:
+        """Blocks of the most-work valid header chain that we have no data for, oldest first."""
+        best = self.node.best_header()
+        if best.chainwork <= self.node.chain.tip.chainwork:
+            return []
+        missing = []
+        walker: BlockIndex | None = best
+        while walker is not None and not walker.status & Status.HAVE_DATA:
+            missing.append(walker)
+            walker = walker.prev
+        missing.reverse()
+        return missing
+
+    def download(self, peer: Peer) -> None:
+        peers = self.node.peers
+        while not self._stopping.is_set():
+            missing = self.missing_blocks()[:DOWNLOAD_BATCH]
+            if not missing:
+                return
+            futures = [self._pool.submit(peers.fetch_block, peer, index.hash) for index in missing]
+            for index, future in zip(missing, futures, strict=True):
+                try:
+                    block = future.result()
+                except DecodeError as exc:
+                    peers.misbehave(peer, 100, f"undecodable block: {exc.message}")
+                    return
+                if block.hash != index.hash:
+                    peers.misbehave(peer, 100, "sent a block other than the one asked for")
+                    return
+                try:
+                    self.node.submit_block(block, source=peer)
+                except ValidationError as exc:
+                    log.info("block %s from peer %d refused: %s", block.hash_hex, peer.id, exc.reason)
+                    return

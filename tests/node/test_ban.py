@@ -1,0 +1,145 @@
+"""A peer serving invalid blocks is banned; the honest nodes keep going.
+
+The dishonest peer is a real HTTP server in this process speaking Cairn's p2p
+protocol (handshake, addresses, headers, blocks) and serving a block whose coinbase
+pays more than subsidy + fees (``bad-cb-amount``) on top of the honest tip.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+
+from chain.block import Block
+from chain.builder import ChainBuilder
+from chain.hashes import hash_to_hex
+from chain.params import REGTEST
+from node import PROTOCOL_VERSION
+from tests.nodes import NodeAPIError, connect, sync_blocks, wait_until
+
+log = logging.getLogger(__name__)
+
+
+class EvilPeer:
+    """A p2p server that claims more work than anyone and serves ``block`` for it."""
+
+    def __init__(self, block: Block, height: int) -> None:
+        self.block = block
+        self.height = height
+        self.requests: list[str] = []
+        evil = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _json(self, value: Any) -> None:
+                self._send(200, json.dumps(value).encode())
+
+            def do_GET(self) -> None:
+                evil.requests.append(f"GET {self.path}")
+                if self.path.startswith("/p2p/headers"):
+                    self._json({"headers": [evil.block.header.serialized.hex()]})
+                elif self.path == f"/p2p/blocks/{evil.block.hash_hex}":
+                    self._send(200, evil.block.serialized, "application/octet-stream")
+                elif self.path == "/p2p/addresses":
+                    self._json({"peers": []})
+                else:
+                    self._send(404, b'{"error": {"code": "not-found", "message": ""}}')
+
+            def do_POST(self) -> None:
+                evil.requests.append(f"POST {self.path}")
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path == "/p2p/handshake":
+                    self._json(evil.hello())
+                else:
+                    self._json({"ok": True})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.nonce = secrets.randbits(63)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def hello(self) -> dict[str, Any]:
+        return {
+            "network": "regtest",
+            "magic": REGTEST.magic.hex(),
+            "genesis": hash_to_hex(REGTEST.genesis_hash),
+            "version": "evil",
+            "protocol": PROTOCOL_VERSION,
+            "url": self.url,
+            "nonce": self.nonce,
+            "height": self.height,
+            "tip": self.block.hash_hex,
+            "chainwork": "ffffffff",
+        }
+
+    def __enter__(self) -> EvilPeer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def honest_chain() -> Iterator[tuple[ChainBuilder, list[Block]]]:
+    builder = ChainBuilder(REGTEST)
+    yield builder, builder.add_chain(3)
+
+
+@pytest.mark.slow
+def test_peer_serving_an_invalid_block_is_banned_and_honest_nodes_go_on(node_factory, honest_chain):
+    builder, blocks = honest_chain
+    # node0 <-- node1, and node0 --> evil
+    node0 = node_factory()
+    node1 = node_factory(peers=[node0])
+    for block in blocks:
+        node0.submit_block(block.serialized.hex())
+    sync_blocks([node0, node1])
+    bad = builder.next_block(parent=blocks[-1], fees=1)  # claims one unit of fees that no transaction pays
+    with EvilPeer(bad, height=4) as evil:
+        log.info("node0 connects to the dishonest peer, syncs from it, and bans it")
+        node0.admin("POST", "/api/peers", {"url": evil.url})
+        banned = wait_until(
+            lambda: [b for b in node0.api("GET", "/api/peers")["banned"] if b["url"] == evil.url],
+            describe="the dishonest peer to be banned",
+        )
+        assert "bad-cb-amount" in banned[0]["reason"]
+        assert f"GET /p2p/blocks/{bad.hash_hex}" in evil.requests
+        assert evil.url not in node0.peer_urls()
+        log.info("the ban holds: its handshake is refused by code, and so is an admin reconnect")
+        answer = requests.post(f"{node0.url}/p2p/handshake", json=evil.hello(), timeout=10)
+        assert answer.status_code == 403 and answer.json()["error"]["code"] == "banned"
+        with pytest.raises(NodeAPIError) as exc:
+            node0.admin("POST", "/api/peers", {"url": evil.url})
+        assert exc.value.status == 403 and exc.value.code == "banned"
+        log.info("the bad block never became anyone's tip, and the honest nodes keep mining and syncing")
+        assert node0.tip() == node1.tip() == blocks[-1].hash_hex
+        with pytest.raises(NodeAPIError) as exc:
+            node0.submit_block(bad.serialized.hex())
+        assert exc.value.code == "duplicate-invalid"
+        mined = node1.generate(2)
+        assert sync_blocks([node0, node1]) == mined[-1]
+        assert node1.url in node0.peer_urls()
+    log.info("bans survive a restart")
+    node0.stop()
+    node0.start().wait_ready()
+    assert [b["url"] for b in node0.api("GET", "/api/peers")["banned"]] == [evil.url]
+    connect(node1, node0)
