@@ -136,9 +136,17 @@ class ChainState:
         assume_valid: bytes | None = None,
         synchronous: str = "FULL",
         clock: Callable[[], float] = time.time,
+        fork_choice: str = "work",
     ) -> None:
         if params.genesis_block is None:
             raise ValueError(f"{params.name} has no Cairn genesis block: only its headers can be checked")
+        if fork_choice not in ("work", "length"):
+            raise ValueError(f"fork choice is 'work' or 'length', not {fork_choice!r}")
+        if fork_choice == "length" and params.name != "devnet":
+            raise ValueError("fork choice by length is a teaching switch, refused outside devnet")
+        # "length" is wrong on purpose: a chain of many easy blocks beats one with more work.
+        # The experiment lab uses it on devnet to show why Bitcoin counts work, not blocks.
+        self.fork_choice = fork_choice
         self.params = params
         self.sig_cache = sig_cache if sig_cache is not None else SignatureCache()
         self.assume_valid = assume_valid
@@ -149,6 +157,7 @@ class ChainState:
         self._children: defaultdict[bytes, list[BlockIndex]] = defaultdict(list)
         self._active: list[BlockIndex] = []
         self._candidates: set[BlockIndex] = set()
+        self._best_header: BlockIndex | None = None  # most chainwork among headers not known invalid
         self._recent: OrderedDict[bytes, Block] = OrderedDict()
         self._seq = 0
         self.store = BlockStore(path, synchronous=synchronous)
@@ -220,6 +229,12 @@ class ChainState:
     @property
     def height(self) -> int:
         return len(self._active) - 1
+
+    @_locked
+    def best_header(self) -> BlockIndex:
+        """The header with the most chainwork not known to be invalid: where sync is heading."""
+        assert self._best_header is not None
+        return self._best_header
 
     @_locked
     def get_index(self, block_hash: bytes) -> BlockIndex | None:
@@ -346,6 +361,9 @@ class ChainState:
         self._index[index.hash] = index
         if index.prev is not None:
             self._children[index.prev.hash].append(index)
+        best = self._best_header
+        if not index.failed and (best is None or index.chainwork > best.chainwork):
+            self._best_header = index
 
     def _put_index(self, index: BlockIndex) -> None:
         self.store.put_index(
@@ -409,6 +427,9 @@ class ChainState:
                     del self._index[index.hash]
                     assert index.prev is not None
                     self._children[index.prev.hash].remove(index)
+                self._best_header = max(
+                    (i for i in self._index.values() if not i.failed), key=lambda i: (i.chainwork, -i.seq)
+                )
                 raise
         if error is not None:
             raise error
@@ -471,16 +492,22 @@ class ChainState:
             changed.append(child)
             pending += self._children.get(child.hash, ())
         self._candidates.difference_update(changed)
+        if self._best_header is not None and self._best_header.failed:  # rare: look for the next best
+            valid = [i for i in self._index.values() if not i.failed]
+            self._best_header = max(valid, key=lambda i: (i.chainwork, -i.seq))
         with self.store.transaction():
             for i in changed:
                 self.store.set_status(i.hash, int(i.status))
 
+    def _weight(self, index: BlockIndex) -> int:
+        return index.chainwork if self.fork_choice == "work" else index.height
+
     def _best_candidate(self) -> BlockIndex | None:
-        tip_work = self.tip.chainwork
-        self._candidates = {c for c in self._candidates if c.chainwork > tip_work}
+        tip_weight = self._weight(self.tip)
+        self._candidates = {c for c in self._candidates if self._weight(c) > tip_weight}
         if not self._candidates:
             return None
-        return max(self._candidates, key=lambda c: (c.chainwork, -c.seq))
+        return max(self._candidates, key=lambda c: (self._weight(c), -c.seq))
 
     @_locked
     def activate_best_chain(self) -> ChainUpdate:

@@ -248,12 +248,7 @@ class Node:
 
     def best_header(self) -> BlockIndex:
         """The valid-so-far header with the most chainwork (at least the active tip)."""
-        tip = self.chain.tip
-        best = tip
-        for index in self.chain.all_indexes():
-            if not index.failed and index.chainwork > best.chainwork:
-                best = index
-        return best
+        return self.chain.best_header()
 
     @property
     def syncing(self) -> bool:

@@ -13,6 +13,7 @@ from chain.block import Block
 from chain.builder import ChainBuilder, Key, Spendable
 from chain.chainstate import ChainState, Status
 from chain.errors import BlockError, StorageError, ValidationError
+from chain.mining import solve_block
 from chain.params import DEVNET, REGTEST
 from chain.pow import block_work
 from chain.transaction import COIN, OutPoint, TxOut
@@ -348,3 +349,54 @@ def test_coins_for_an_address(state: ChainState, builder: ChainBuilder) -> None:
     assert all(c.is_coinbase and c.amount == 50 * COIN for _, c in coins)
     spendable = Spendable(coins[0][0], TxOut(coins[0][1].amount, KEY.pubkey_hash), KEY)
     assert spendable.txout.amount == 50 * COIN
+
+
+def test_best_header_leads_the_active_tip_and_skips_invalid_branches(state: ChainState, builder: ChainBuilder) -> None:
+    blocks = builder.add_chain(11)
+    feed(state, blocks[:3])
+    assert state.best_header().hash == blocks[2].hash
+    state.accept_headers([b.header for b in blocks])
+    assert state.best_header().hash == blocks[-1].hash  # headers-first: sync heads there
+    assert state.tip.hash == blocks[2].hash
+    fork = builder.add_chain(2, parent=blocks[-1])
+    bad = builder.next_block(fork[-1], fees=1)
+    state.accept_headers([*(b.header for b in fork), bad.header])
+    assert state.best_header().hash == bad.hash
+    feed(state, blocks[3:] + fork)
+    with pytest.raises(ValidationError):
+        state.accept_block(bad)
+    assert state.best_header().hash == fork[-1].hash == state.tip.hash
+
+
+def test_fork_choice_by_length_is_a_devnet_only_teaching_switch(tmp_path) -> None:
+    with pytest.raises(ValueError, match="outside devnet"):
+        ChainState(REGTEST, tmp_path / "r.sqlite", fork_choice="length")
+    with pytest.raises(ValueError, match="'work' or 'length'"):
+        ChainState(DEVNET, tmp_path / "d.sqlite", fork_choice="height")
+
+
+def test_fork_choice_by_length_picks_the_longer_chain_with_less_work(tmp_path) -> None:
+    """The same two branches as test_most_work_beats_most_blocks, on a devnet-like network."""
+    params = replace(DEVNET, pow_limit=(1 << 255) - 1, retarget_interval=4, target_timespan=40, target_spacing=10)
+    params = replace(params, genesis_header=replace(params.genesis_header, bits=0x207FFFFF, nonce=0))
+    genesis = solve_block(Block(params.genesis_header, params.genesis_block.transactions))
+    params = replace(params, genesis_header=genesis.header, genesis_block=genesis)
+    builder = ChainBuilder(params, miner=KEY)
+    fast, slow, parent = [], [], builder.genesis
+    for _ in range(4):
+        parent = builder.add_block(parent, time=parent.header.time + 1)
+        fast.append(parent)
+    parent = builder.genesis
+    for _ in range(6):
+        parent = builder.add_block(parent, time=parent.header.time + 600)
+        slow.append(parent)
+    clock = lambda: genesis.header.time + 10_000  # noqa: E731
+    by_work = ChainState(params, tmp_path / "work.sqlite", clock=clock)
+    by_length = ChainState(params, tmp_path / "length.sqlite", clock=clock, fork_choice="length")
+    for state in (by_work, by_length):
+        feed(state, fast + slow)
+    assert by_work.tip.hash == fast[-1].hash
+    assert by_length.tip.hash == slow[-1].hash
+    assert by_length.tip.chainwork < by_work.tip.chainwork
+    by_work.close()
+    by_length.close()
