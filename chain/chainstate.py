@@ -72,6 +72,10 @@ class BlockIndex:
     def failed(self) -> bool:
         return bool(self.status & (Status.FAILED | Status.FAILED_PARENT))
 
+    @property
+    def valid(self) -> bool:
+        return bool(self.status & Status.VALID)
+
 
 @dataclass(frozen=True)
 class ChainUpdate:
@@ -194,6 +198,12 @@ class ChainState:
         network = self.store.get_meta("network")
         if network != self.params.name:
             raise StorageError(f"{self.store.path} holds a {network} chain, not {self.params.name}")
+        schema = self.store.get_meta("schema_version")
+        if schema != str(SCHEMA_VERSION):
+            raise StorageError(
+                f"{self.store.path} has storage schema {schema}, this Cairn reads {SCHEMA_VERSION}: "
+                "move it aside and let the node sync again"
+            )
         for block_hash, height, raw, work, status, seq in sorted(rows, key=lambda r: r[1]):
             header = BlockHeader.parse(raw)
             if header.hash != block_hash:
@@ -496,8 +506,7 @@ class ChainState:
             valid = [i for i in self._index.values() if not i.failed]
             self._best_header = max(valid, key=lambda i: (i.chainwork, -i.seq))
         with self.store.transaction():
-            for i in changed:
-                self.store.set_status(i.hash, int(i.status))
+            self.store.set_statuses((i.hash, int(i.status)) for i in changed)
 
     def _weight(self, index: BlockIndex) -> int:
         return index.chainwork if self.fork_choice == "work" else index.height
@@ -565,7 +574,7 @@ class ChainState:
             except ValidationError as exc:
                 raise StorageError(f"cannot disconnect {index.header.hash_hex}: {exc}") from exc
             disconnected.append(block)
-            unindexed.append((block, undo_list))
+            unindexed.append((index, block, undo_list))
         connected = []
         for index in path:
             block = self._read_block(index)
@@ -584,15 +593,16 @@ class ChainState:
         spent, added = view.changes()
         with self.store.transaction():
             self.store.apply_coins(spent, added)
-            for block, undo_list in unindexed:
-                self.store.unindex_transactions([tx.txid for tx in block.transactions], _touched(block, undo_list))
+            for index, block, undo_list in unindexed:
+                txids = [tx.txid for tx in block.transactions]
+                self.store.unindex_transactions(index.height, txids, _touched(block, undo_list))
             for index, block, undo in connected:
                 txids = [tx.txid for tx in block.transactions]
                 self.store.index_transactions(index.hash, index.height, txids, _touched(block, undo))
-            for index, _, undo in connected:
-                self.store.put_undo(index.hash, serialize_undo(undo))
-                if not index.status & Status.VALID:
-                    self.store.set_status(index.hash, int(index.status | Status.VALID))
+            self.store.put_undos((index.hash, serialize_undo(undo)) for index, _, undo in connected)
+            self.store.set_statuses(
+                (index.hash, int(index.status | Status.VALID)) for index, _, _ in connected if not index.valid
+            )
             self.store.set_active_from(fork.height + 1, [index.hash for index in path])
         for index in path:
             index.status |= Status.VALID

@@ -12,9 +12,9 @@ import threading
 from collections import OrderedDict
 
 import coincurve
-from coincurve._libsecp256k1 import lib
+from coincurve._libsecp256k1 import ffi, lib
 from coincurve.context import GLOBAL_CONTEXT
-from coincurve.ecdsa import der_to_cdata, deserialize_compact, serialize_compact
+from coincurve.ecdsa import der_to_cdata, serialize_compact
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from chain.errors import SignatureError
@@ -24,6 +24,9 @@ HALF_ORDER = SECP256K1_ORDER // 2
 _ORDER_BYTES = SECP256K1_ORDER.to_bytes(32, "big")
 _HALF_ORDER_BYTES = HALF_ORDER.to_bytes(32, "big")
 _ZERO = bytes(32)
+# Verification calls libsecp256k1 through coincurve's own bindings: coincurve's PublicKey.verify
+# wants DER and builds a Python object per key, which costs more than the rest of validation.
+_CTX = GLOBAL_CONTEXT.ctx
 
 
 def generate_secret() -> bytes:
@@ -55,10 +58,9 @@ def verify(pubkey: bytes, signature: bytes, digest: bytes) -> None:
     """
     if len(pubkey) != 33 or pubkey[0] not in (2, 3):
         raise SignatureError("bad-pubkey", "public keys are 33-byte compressed points")
-    try:
-        key = coincurve.PublicKey(pubkey)
-    except ValueError as exc:
-        raise SignatureError("bad-pubkey", f"not a point on secp256k1: {exc}") from None
+    point = ffi.new("secp256k1_pubkey *")
+    if not lib.secp256k1_ec_pubkey_parse(_CTX, point, pubkey, 33):
+        raise SignatureError("bad-pubkey", "not a point on secp256k1")
     if len(signature) != 64:
         raise SignatureError("bad-sig-encoding", f"signatures are 64 bytes r||s, got {len(signature)}")
     r, s = signature[:32], signature[32:]  # big-endian, equal lengths: byte order is numeric order
@@ -66,8 +68,9 @@ def verify(pubkey: bytes, signature: bytes, digest: bytes) -> None:
         raise SignatureError("bad-sig-encoding", "r and s must lie in [1, n-1]")
     if s > _HALF_ORDER_BYTES:
         raise SignatureError("bad-sig-high-s", "s is above n/2: the signature is malleable")
-    # libsecp256k1's own verify on the parsed compact signature (coincurve's PublicKey.verify wants DER)
-    if not lib.secp256k1_ecdsa_verify(GLOBAL_CONTEXT.ctx, deserialize_compact(signature), digest, key.public_key):
+    parsed = ffi.new("secp256k1_ecdsa_signature *")
+    lib.secp256k1_ecdsa_signature_parse_compact(_CTX, parsed, signature)  # r, s < n: checked above
+    if not lib.secp256k1_ecdsa_verify(_CTX, parsed, digest, point):
         raise SignatureError("bad-sig", "signature does not verify")
 
 

@@ -19,7 +19,7 @@ from chain.utxo import Coin
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,11 +46,11 @@ CREATE INDEX IF NOT EXISTS utxo_by_pubkey_hash ON utxo (pubkey_hash);
 -- indexes of the active chain, kept in the same transactions as the UTXO set
 CREATE TABLE IF NOT EXISTS tx_index (txid BLOB PRIMARY KEY, block_hash BLOB NOT NULL, position INTEGER NOT NULL)
     WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS address_index (
+CREATE TABLE IF NOT EXISTS address_index (  -- clustered by height: a new block appends, it never scatters
     pubkey_hash BLOB NOT NULL,
-    txid BLOB NOT NULL,
     height INTEGER NOT NULL,
-    PRIMARY KEY (pubkey_hash, txid)
+    txid BLOB NOT NULL,
+    PRIMARY KEY (pubkey_hash, height, txid)
 ) WITHOUT ROWID;
 """
 
@@ -75,6 +75,7 @@ class BlockStore:
             if self.path != ":memory:":
                 self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(f"PRAGMA synchronous={synchronous}")
+            self.db.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache: keep the UTXO set hot
             self.db.executescript(_SCHEMA)
         self._in_transaction = False
 
@@ -122,8 +123,11 @@ class BlockStore:
             )
 
     def set_status(self, block_hash: bytes, status: int) -> None:
+        self.set_statuses([(block_hash, status)])
+
+    def set_statuses(self, statuses: Iterable[tuple[bytes, int]]) -> None:
         with _storage_errors("cannot update block status"):
-            self.db.execute("UPDATE block_index SET status = ? WHERE hash = ?", (status, block_hash))
+            self.db.executemany("UPDATE block_index SET status = ? WHERE hash = ?", ((s, h) for h, s in statuses))
 
     def load_index(self) -> list[tuple[bytes, int, bytes, int, int, int]]:
         with _storage_errors("cannot read the block index"):
@@ -139,8 +143,11 @@ class BlockStore:
         return row[0] if row else None
 
     def put_undo(self, block_hash: bytes, undo: bytes) -> None:
+        self.put_undos([(block_hash, undo)])
+
+    def put_undos(self, undos: Iterable[tuple[bytes, bytes]]) -> None:
         with _storage_errors("cannot store undo data"):
-            self.db.execute("UPDATE block_data SET undo = ? WHERE hash = ?", (undo, block_hash))
+            self.db.executemany("UPDATE block_data SET undo = ? WHERE hash = ?", ((u, h) for h, u in undos))
 
     def get_undo(self, block_hash: bytes) -> bytes | None:
         row = self.db.execute("SELECT undo FROM block_data WHERE hash = ?", (block_hash,)).fetchone()
@@ -203,14 +210,17 @@ class BlockStore:
                 ((txid, block_hash, position) for position, txid in enumerate(txids)),
             )
             self.db.executemany(
-                "INSERT OR IGNORE INTO address_index (pubkey_hash, txid, height) VALUES (?, ?, ?)",
-                ((pubkey_hash, txid, height) for pubkey_hash, txid in touched),
+                "INSERT OR IGNORE INTO address_index (pubkey_hash, height, txid) VALUES (?, ?, ?)",
+                ((pubkey_hash, height, txid) for pubkey_hash, txid in touched),
             )
 
-    def unindex_transactions(self, txids: list[bytes], touched: Iterable[tuple[bytes, bytes]]) -> None:
+    def unindex_transactions(self, height: int, txids: list[bytes], touched: Iterable[tuple[bytes, bytes]]) -> None:
         with _storage_errors("cannot update the transaction index"):
             self.db.executemany("DELETE FROM tx_index WHERE txid = ?", ((txid,) for txid in txids))
-            self.db.executemany("DELETE FROM address_index WHERE pubkey_hash = ? AND txid = ?", touched)
+            self.db.executemany(
+                "DELETE FROM address_index WHERE pubkey_hash = ? AND height = ? AND txid = ?",
+                ((pubkey_hash, height, txid) for pubkey_hash, txid in touched),
+            )
 
     def find_transaction(self, txid: bytes) -> tuple[bytes, int] | None:
         """``(block_hash, position)`` of a transaction on the active chain."""

@@ -199,12 +199,11 @@ def connect_block(
         raise BlockError("bad-cb-height", f"coinbase says height {coinbase.coinbase_height}, block is at {height}")
     undo: list[tuple[OutPoint, Coin]] = []
     fees = 0
+    spend = view.spend
     for tx in block.transactions[1:]:
-        spent = []
-        for txin in tx.inputs:
-            coin = view.spend(txin.prevout)
-            spent.append(coin)
-            undo.append((txin.prevout, coin))
+        outpoints = [txin.prevout for txin in tx.inputs]
+        spent = [spend(outpoint) for outpoint in outpoints]
+        undo += zip(outpoints, spent, strict=True)
         fees += check_tx_inputs(tx, spent, height, params)
         if not money_range(fees):
             raise BlockError("bad-txns-accumulated-fee-outofrange", "fees of the block out of range")

@@ -22,7 +22,7 @@ from typing import Any
 from chain.address import decode_address, encode_address
 from chain.block import Block
 from chain.chainstate import BlockIndex, ChainState, ChainUpdate, Status
-from chain.errors import BlockError, HeaderError, ValidationError
+from chain.errors import HeaderError, ValidationError
 from chain.hashes import hash_to_hex
 from chain.merkle import merkle_proof
 from chain.params import get_network
@@ -30,7 +30,9 @@ from chain.transaction import OutPoint, Transaction
 from node import VERSION
 from node.config import NodeConfig
 from node.errors import Conflict, NotFound
+from node.faults import Faults
 from node.mempool import Mempool, MempoolEntry
+from node.metrics import NodeMetrics
 from node.miner import Miner
 from node.peers import Peer, PeerManager
 from node.sync import Syncer
@@ -56,11 +58,14 @@ class Node:
         self.config = config
         self.params = get_network(config.network)
         config.datadir.mkdir(parents=True, exist_ok=True)
+        self.faults = Faults(self)  # before the chain: its clock is the node's (possibly skewed) clock
         self.chain = ChainState(
             self.params,
             config.datadir / "chain.sqlite",
             assume_valid=config.assume_valid,
             synchronous=config.synchronous,
+            clock=self.faults.now,
+            fork_choice=config.fork_choice,
         )
         self.lock = threading.RLock()
         self.nonce = secrets.randbits(63)
@@ -68,6 +73,7 @@ class Node:
         self.peers = PeerManager(self)
         self.syncer = Syncer(self)
         self.miner = Miner(self, config.miner_processes)
+        self.metrics = NodeMetrics(self)  # Prometheus counters at GET /metrics
         self.orphans: OrderedDict[bytes, tuple[Block, Peer | None]] = OrderedDict()
         self.token = self._write_token()
         self.started_at = time.time()
@@ -106,6 +112,7 @@ class Node:
     def stop(self) -> None:
         """Stop mining, peers and sync, then close the database (after any transaction in progress)."""
         self._stopping.set()
+        self.faults.stop()
         self.miner.stop()
         self.syncer.stop()
         self.peers.stop()
@@ -121,6 +128,7 @@ class Node:
 
     def submit_block(self, block: Block, source: Peer | None = None) -> BlockResult:
         """Validate and store ``block``; follow the chain update. ValidationError names the rule broken."""
+        error: ValidationError | None = None
         with self.lock:
             try:
                 update = self.chain.accept_block(block)
@@ -132,18 +140,20 @@ class Node:
                 raise
             except ValidationError as exc:
                 self._punish(source, exc, f"invalid block {block.hash_hex}")
-                raise
+                if not isinstance(exc.chain_update, ChainUpdate):
+                    raise
+                # found invalid while connecting: the chain may have moved anyway (to a valid
+                # ancestor with more work), and the mempool and peers must follow that
+                update, error = exc.chain_update, exc
             readmitted, _ = self.mempool.update(update)
             self._log_update(update)
+            self.metrics.on_block(block, update, source is not None, self.chain.is_active(block.hash))
         if update.connected:
             self.miner.tip_changed()
             self.peers.announce("blocks", self.chain.tip.hash, exclude=source)
             for tx in readmitted:
                 self.peers.announce("transactions", tx.txid)
-        failed = dict(update.invalid).get(block.hash)
-        if failed is not None:
-            error = BlockError(failed, f"block {block.hash_hex} failed to connect: {failed}")
-            self._punish(source, error, f"invalid block {block.hash_hex}")
+        if error is not None:
             raise error
         if update.connected or update.is_new:
             self._adopt_orphans(block.hash)
@@ -156,13 +166,14 @@ class Node:
         return BlockResult(block.hash, status, update)
 
     def _punish(self, source: Peer | None, error: ValidationError, what: str) -> None:
+        self.metrics.on_rejected(error.reason)
         if source is None or error.reason == "time-too-new":
             return
         self.peers.misbehave(source, 100, f"{what}: {error.reason}")
 
     def _log_update(self, update: ChainUpdate) -> None:
-        for block_hash, reason in update.invalid:
-            log.warning("block %s invalid: %s", hash_to_hex(block_hash), reason)
+        for block_hash, error in update.invalid:
+            log.warning("block %s invalid: %s", hash_to_hex(block_hash), error)
         if update.disconnected:
             old_tip = update.disconnected[0]
             new_tip = update.connected[-1] if update.connected else None
@@ -216,6 +227,7 @@ class Node:
         with self.lock:
             entry = self.mempool.add(tx)
         log.info("transaction accepted %s fee %d size %d", hash_to_hex(tx.txid), entry.fee, tx.size)
+        self.metrics.on_transaction()
         self.peers.announce("transactions", tx.txid, exclude=source)
         return entry
 
@@ -268,6 +280,7 @@ class Node:
             "syncing": self.syncing,
             "mining": self.miner.running,
             "url": self.config.url,
+            "time": int(self.faults.now()),
         }
 
     def block_index(self, block_hash: bytes) -> BlockIndex:
