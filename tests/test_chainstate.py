@@ -400,3 +400,13 @@ def test_fork_choice_by_length_picks_the_longer_chain_with_less_work(tmp_path) -
     assert by_length.tip.chainwork < by_work.tip.chainwork
     by_work.close()
     by_length.close()
+
+
+def test_a_store_of_another_schema_version_is_refused(tmp_path) -> None:
+    ChainState(REGTEST, tmp_path / "c.sqlite").close()
+    db = sqlite3.connect(tmp_path / "c.sqlite")
+    db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(StorageError, match="storage schema 1"):
+        ChainState(REGTEST, tmp_path / "c.sqlite")
