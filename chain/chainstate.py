@@ -242,7 +242,7 @@ class ChainState:
 
     @_locked
     def best_header(self) -> BlockIndex:
-        """The header with the most chainwork not known to be invalid: where sync is heading."""
+        """The header the fork choice ranks first (most chainwork) among those not known invalid: where sync heads."""
         assert self._best_header is not None
         return self._best_header
 
@@ -372,7 +372,7 @@ class ChainState:
         if index.prev is not None:
             self._children[index.prev.hash].append(index)
         best = self._best_header
-        if not index.failed and (best is None or index.chainwork > best.chainwork):
+        if not index.failed and (best is None or self._weight(index) > self._weight(best)):
             self._best_header = index
 
     def _put_index(self, index: BlockIndex) -> None:
@@ -438,7 +438,7 @@ class ChainState:
                     assert index.prev is not None
                     self._children[index.prev.hash].remove(index)
                 self._best_header = max(
-                    (i for i in self._index.values() if not i.failed), key=lambda i: (i.chainwork, -i.seq)
+                    (i for i in self._index.values() if not i.failed), key=lambda i: (self._weight(i), -i.seq)
                 )
                 raise
         if error is not None:
@@ -504,7 +504,7 @@ class ChainState:
         self._candidates.difference_update(changed)
         if self._best_header is not None and self._best_header.failed:  # rare: look for the next best
             valid = [i for i in self._index.values() if not i.failed]
-            self._best_header = max(valid, key=lambda i: (i.chainwork, -i.seq))
+            self._best_header = max(valid, key=lambda i: (self._weight(i), -i.seq))
         with self.store.transaction():
             self.store.set_statuses((i.hash, int(i.status)) for i in changed)
 

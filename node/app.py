@@ -3,7 +3,7 @@
 Views only decode the request, call the ``Node`` and encode the answer. One set of
 error handlers turns ``chain.errors.ValidationError`` (HTTP 400, the rule's reason
 code), ``node.errors.NodeError`` (its own status and code) and HTTP errors into
-``{"error": {"code": ..., "message": ...}}``. ``/`` is left free for the explorer.
+``{"error": {"code": ..., "message": ...}}``. ``/`` is the block explorer's (``node/explorer.py``, HTML).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from chain.errors import ValidationError
 from chain.hashes import hash_to_hex, hex_to_hash
 from chain.transaction import Transaction
 from node.errors import BadRequest, NodeError, NotFound, Unauthorized
+from node.explorer import explorer
+from node.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from node.miner import generate
 from node.openapi import openapi_document
 from node.peers import MAX_HEADERS, PEER_HEADER, normalize_url, parse_hash_list
@@ -47,6 +49,8 @@ def create_app(node: Node) -> Flask:
     app.extensions["cairn_node"] = node
     app.register_blueprint(api)
     app.register_blueprint(p2p)
+    app.register_blueprint(explorer)  # HTML pages at / (node/explorer.py)
+    app.add_url_rule("/metrics", "metrics", _metrics)  # Prometheus text format (node/metrics.py)
     app.register_error_handler(ValidationError, _validation_error)
     app.register_error_handler(NodeError, _node_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -56,6 +60,10 @@ def create_app(node: Node) -> Flask:
 
 def _node() -> Node:
     return current_app.extensions["cairn_node"]  # type: ignore[no-any-return]
+
+
+def _metrics() -> Response:
+    return Response(_node().metrics.render(), content_type=METRICS_CONTENT_TYPE)
 
 
 # ---------------------------------------------------------------- errors
@@ -215,11 +223,13 @@ def _locator() -> list[bytes]:
     return [_hash(p) for p in parts]
 
 
-def _headers_answer() -> Response:
+def _headers_answer(p2p_call: bool = False) -> Response:
     locator = _locator()
     limit = _int_arg("limit", MAX_HEADERS, 1, MAX_HEADERS)
     assert limit is not None
     headers = _node().chain.headers_after(locator, limit)
+    if p2p_call:  # a byzantine node (fault injection) adds its invalid block
+        headers = _node().faults.headers_answer(headers)
     return jsonify({"headers": [h.serialized.hex() for h in headers]})
 
 
@@ -326,6 +336,24 @@ def mining_stop() -> Response:
     return jsonify({"mining": False})
 
 
+@api.get("/admin/faults")
+@admin
+def faults_get() -> Response:
+    return jsonify(_node().faults.to_json())
+
+
+@api.post("/admin/faults")
+@admin
+def faults_set() -> Response:
+    return jsonify(_node().faults.update(_body()))
+
+
+@api.delete("/admin/faults")
+@admin
+def faults_reset() -> Response:
+    return jsonify(_node().faults.reset())
+
+
 @api.get("/admin/utxo-check")
 @admin
 def utxo_check() -> Response:
@@ -355,6 +383,7 @@ def _peer_url() -> str:
 @p2p.before_request
 def _known_peers_only() -> None:
     """Every p2p call but the handshake must come from a connected peer when it names its sender."""
+    _node().faults.before_inbound(request.headers.get(PEER_HEADER))  # fault injection: partition, delay
     if request.endpoint != "p2p.handshake":
         _node().peers.check_caller(request.headers.get(PEER_HEADER))
 
@@ -375,11 +404,14 @@ def inventory() -> Response:
 
 @p2p.get("/headers")
 def p2p_headers() -> Response:
-    return _headers_answer()
+    return _headers_answer(p2p_call=True)
 
 
 @p2p.get("/blocks/<block_hash>")
 def p2p_block(block_hash: str) -> Response:
+    bad = _node().faults.bad_block(_hash(block_hash))  # fault injection: a byzantine node's invalid block
+    if bad is not None:
+        return Response(bad.serialized, mimetype="application/octet-stream")
     _, found = _node().block(_hash(block_hash))
     return Response(found.serialized, mimetype="application/octet-stream")
 

@@ -398,6 +398,9 @@ def test_fork_choice_by_length_picks_the_longer_chain_with_less_work(tmp_path) -
     assert by_work.tip.hash == fast[-1].hash
     assert by_length.tip.hash == slow[-1].hash
     assert by_length.tip.chainwork < by_work.tip.chainwork
+    # sync heads for the header the fork choice ranks first, so a length-choosing node downloads the longer chain
+    assert by_work.best_header().hash == fast[-1].hash
+    assert by_length.best_header().hash == slow[-1].hash
     by_work.close()
     by_length.close()
 
