@@ -87,15 +87,22 @@ class CoinView:
         return coin
 
     def add(self, outpoint: OutPoint, coin: Coin) -> None:
-        if self.spent.pop(outpoint, None) is None:
+        if self.spent.get(outpoint) == coin:
+            del self.spent[outpoint]  # the base coin comes back exactly as it was: nothing to store
+        else:
+            # a new coin, or one replacing a base coin spent in this view that differs from it (the same
+            # transaction confirmed again at another height after a reorg): delete the old, insert the new
             self.added[outpoint] = coin
 
     def add_outputs(self, tx: Transaction, height: int) -> None:
         txid, coinbase, added, spent = tx.txid, tx.is_coinbase, self.added, self.spent
         for index, txout in enumerate(tx.outputs):
             outpoint = OutPoint(txid, index)
-            if spent.pop(outpoint, None) is None:  # as ``add``, inlined: this runs for every output
-                added[outpoint] = Coin(txout.amount, txout.pubkey_hash, height, coinbase)
+            coin = Coin(txout.amount, txout.pubkey_hash, height, coinbase)
+            if spent and spent.get(outpoint) == coin:  # as ``add``, inlined: this runs for every output
+                del spent[outpoint]
+            else:
+                added[outpoint] = coin
 
     def changes(self) -> tuple[Iterator[OutPoint], Iterator[tuple[OutPoint, Coin]]]:
         """What to delete from and insert into the base to make it equal this view."""

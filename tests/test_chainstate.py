@@ -413,3 +413,37 @@ def test_a_store_of_another_schema_version_is_refused(tmp_path) -> None:
     db.close()
     with pytest.raises(StorageError, match="storage schema 1"):
         ChainState(REGTEST, tmp_path / "c.sqlite")
+
+
+def test_reconfirmed_transaction_gets_the_height_of_its_new_block(tmp_path) -> None:
+    """Found by the node crash soak: the stored coins kept the old branch's height."""
+    builder = ChainBuilder(REGTEST)
+    base = builder.add_chain(REGTEST.coinbase_maturity + 1)
+    tx = builder.spend([builder.coinbase_spendable(base[0])], to=Key().pubkey_hash, amount=10_000, fee=1_000)
+    fork_point = base[-1]
+    a_branch = builder.add_block(fork_point, [tx], fees=1_000)  # tx at height 12
+    b_empty = builder.add_block(fork_point)
+    b_with_tx = builder.add_block(b_empty, [tx], fees=1_000)  # the same tx at height 13
+    b_tip = builder.add_block(b_with_tx)
+
+    chain = ChainState(REGTEST, tmp_path / "chain.sqlite")
+    try:
+        for block in [*base, a_branch]:
+            chain.accept_block(block)
+        assert chain.get_coin(OutPoint(tx.txid, 0)).height == 12
+        assert chain.accept_block(b_empty).reorg_depth == 0  # as much work as a_branch: first seen stays
+        assert chain.accept_block(b_with_tx).reorg_depth == 1  # a_branch disconnected, tx confirmed again
+        chain.accept_block(b_tip)
+        assert chain.tip.hash == b_tip.hash
+        assert chain.get_coin(OutPoint(tx.txid, 0)).height == 13
+        assert chain.get_coin(OutPoint(tx.txid, 1)).height == 13
+        check = chain.check_utxo_set()
+        assert check.ok, check
+    finally:
+        chain.close()
+    reopened = ChainState(REGTEST, tmp_path / "chain.sqlite")
+    try:
+        assert reopened.check_utxo_set().ok
+        assert reopened.get_coin(OutPoint(tx.txid, 0)).height == 13
+    finally:
+        reopened.close()
