@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench.report import Result, exit_status, format_table, machine_load, write_json
 
-SUITES: dict[str, str] = {"core": "bench.core", "node": "bench.node"}
+SUITES: dict[str, str] = {"core": "bench.core", "node": "bench.node", "load": "bench.load"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -429,6 +429,7 @@ class PeerManager:
             raise PeerError(f"{peer.url}{path} answered something that is not JSON") from None
 
     def _raw(self, peer: Peer, method: str, path: str, **kwargs: Any) -> requests.Response:
+        self.node.faults.before_outbound(peer.url)  # fault injection: partitioned (PeerError) or delayed
         try:
             response = self.session.request(method, peer.url + path, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
@@ -524,11 +525,25 @@ class PeerManager:
                     return
                 if exc.code != "handshake-required":
                     self._failed(peer, exc.message)
+                self._forget(peer, batch)
             except (PeerError, NotFound) as exc:
                 self._failed(peer, str(exc))
+                self._forget(peer, batch)
             with self._lock:
                 if self._peers.get(peer.url) is not peer:
                     return
+
+    def _forget(self, peer: Peer, batch: dict[str, list[str]]) -> None:
+        """An announcement that did not arrive: the peer does not know its items, so they may be announced again.
+
+        (Items are marked known when queued; without this, a transaction whose announcement
+        failed during a partition would never reach that peer after the heal, not even when
+        a reorg puts it back in the mempool or the peer reconnects.)
+        """
+        with self._lock:
+            for hashes in batch.values():
+                for text in hashes:
+                    peer.known.pop(hex_to_hash(text), None)
 
     def _stop_sender(self, peer: Peer) -> None:
         with contextlib.suppress(queue.Full):
