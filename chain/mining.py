@@ -60,18 +60,20 @@ def build_block(
     return Block(header, txs)
 
 
+def with_extra_nonce(block: Block, extra_nonce: int) -> Block:
+    """``block`` with its coinbase's extra nonce set, merkle root recomputed and nonce reset."""
+    coinbase = block.transactions[0]
+    txin = coinbase.inputs[0]
+    data = txin.signature[:4] + extra_nonce.to_bytes(8, "little") + txin.signature[12:]
+    txs = (replace(coinbase, inputs=(replace(txin, signature=data),)), *block.transactions[1:])
+    header = replace(block.header, merkle_root=merkle_root([tx.txid for tx in txs]), nonce=0)
+    return Block(header, txs)
+
+
 def solve_block(block: Block) -> Block:
     """Find a nonce for ``block``, bumping the coinbase's extra nonce whenever the nonce space runs out."""
     extra_nonce = 0
-    while True:
-        solved = solve_header(block.header)
-        if solved is not None:
-            return Block(solved, block.transactions)
+    while (solved := solve_header(block.header)) is None:
         extra_nonce += 1
-        coinbase = block.transactions[0]
-        txin = coinbase.inputs[0]
-        data = txin.signature[:4] + extra_nonce.to_bytes(8, "little") + txin.signature[12:]
-        new_coinbase = replace(coinbase, inputs=(replace(txin, signature=data),))
-        txs = (new_coinbase, *block.transactions[1:])
-        header = replace(block.header, merkle_root=merkle_root([tx.txid for tx in txs]), nonce=0)
-        block = Block(header, txs)
+        block = with_extra_nonce(block, extra_nonce)
+    return Block(solved, block.transactions)

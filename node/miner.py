@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import secrets
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from chain.block import Block, BlockHeader
-from chain.merkle import merkle_root
-from chain.mining import MAX_NONCE, build_block, solve_header
-from chain.transaction import Transaction
+from chain.mining import MAX_NONCE, build_block, solve_header, with_extra_nonce
 
 if TYPE_CHECKING:
     from node.service import Node
@@ -42,7 +40,7 @@ def block_template(node: Node, reward_to: bytes, *, extra_nonce: int = 0, now: i
         tip = chain.tip
         height = tip.height + 1
         transactions, fees = node.mempool.select(params.max_block_size - COINBASE_RESERVE)
-        timestamp = max(int(now if now is not None else time.time()), chain.median_time_past(tip) + 1)
+        timestamp = max(int(now if now is not None else node.faults.now()), chain.median_time_past(tip) + 1)
         return build_block(
             tip.hash,
             height,
@@ -52,18 +50,10 @@ def block_template(node: Node, reward_to: bytes, *, extra_nonce: int = 0, now: i
             params.block_subsidy(height) + fees,
             transactions,
             extra_nonce=extra_nonce,
-            tag=b"cairn-node",
+            # random bytes in every coinbase: two nodes mining on one tip in the same second to the
+            # same address would otherwise search the very same header and find the same block
+            tag=b"cairn-node " + secrets.token_bytes(8),
         )
-
-
-def with_extra_nonce(block: Block, extra_nonce: int) -> Block:
-    """``block`` with its coinbase's extra nonce set, merkle root recomputed, nonce reset."""
-    coinbase = block.transactions[0]
-    txin = coinbase.inputs[0]
-    data = txin.signature[:4] + extra_nonce.to_bytes(8, "little") + txin.signature[12:]
-    txs: tuple[Transaction, ...] = (replace(coinbase, inputs=(replace(txin, signature=data),)), *block.transactions[1:])
-    header = replace(block.header, merkle_root=merkle_root([tx.txid for tx in txs]), nonce=0)
-    return Block(header, txs)
 
 
 # ---------------------------------------------------------------- worker processes
@@ -208,6 +198,8 @@ class Miner:
                     log.warning("mined block %s was refused: %s", block.hash_hex, exc)
                     continue
                 self.blocks_found += 1
+                if self.node.config.mine_interval > 0:  # paced mining (regtest devnets): rest between blocks
+                    self._stopping.wait(self.node.config.mine_interval)
         finally:
             solver.close()
 

@@ -10,12 +10,13 @@ import pytest
 from chain.block import BlockHeader
 from chain.builder import ChainBuilder, Key
 from chain.hashes import ZERO_HASH
+from chain.mining import with_extra_nonce
 from chain.params import REGTEST
 from chain.pow import check_proof_of_work
 from chain.transaction import COIN
 from chain.validation import check_block_structure
 from node.config import NodeConfig
-from node.miner import Solver, block_template, generate, with_extra_nonce
+from node.miner import Solver, block_template, generate
 from node.service import Node
 from tests.nodes import free_port, wait_until
 

@@ -61,7 +61,8 @@ def test_waitress_serves_the_api(server):
     too_big = b'{"hex": "' + b"00" * node.config.max_body_bytes + b'"}'
     answer = requests.post(f"{url}/api/blocks", data=too_big, headers={"Content-Type": "application/json"}, timeout=30)
     assert answer.status_code == 413 and answer.json()["error"]["code"] == "too-large"
-    assert requests.get(f"{url}/", timeout=10).status_code == 404, "/ is left for the explorer"
+    explorer = requests.get(f"{url}/", timeout=10)  # / is the block explorer (node/explorer.py)
+    assert explorer.status_code == 200 and explorer.headers["Content-Type"].startswith("text/html")
 
 
 def test_waitress_answers_requests_in_parallel(server):
