@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from chain.encoding import Reader, varint
-from chain.errors import TransactionError
+from chain.errors import DecodeError, TransactionError
 from chain.transaction import OutPoint, Transaction, TxOut
 
 _COIN = struct.Struct("<q20sIB")
@@ -36,6 +36,8 @@ class Coin(NamedTuple):
     @classmethod
     def read(cls, reader: Reader) -> Coin:
         amount, pubkey_hash, height, coinbase = _COIN.unpack(reader.read(COIN_SIZE))
+        if coinbase > 1:  # one encoding per coin: the flag is 0 or 1
+            raise DecodeError(f"coinbase flag {coinbase} is neither 0 nor 1")
         return cls(amount, pubkey_hash, height, bool(coinbase))
 
 

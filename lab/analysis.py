@@ -167,6 +167,37 @@ def nakamoto_attack_probability(q: float, z: int) -> float:
     return total
 
 
+def lab_double_spend_probability(q: float, z: int, give_up: int, max_blocks: int = 400) -> float:
+    """Exact success probability of the rule ``lab.attacks`` plays, which Nakamoto's formula only approximates.
+
+    Blocks are the attacker's with probability ``q``. The attack succeeds when, with at
+    least ``z`` honest blocks found, the secret chain is strictly longer (a tie keeps the
+    first-seen chain); it fails when the honest chain (z or more blocks) leads by
+    ``give_up + max(0, z - secret)``, or after ``max_blocks`` blocks. Dynamic programming
+    over the states (secret blocks capped at z, honest blocks capped at z, honest lead).
+    """
+    if not 0 <= q <= 1 or z < 0 or give_up < 0:
+        raise ValueError("q is a share in [0, 1]; z and give_up are numbers of blocks >= 0")
+    states = {(0, 0, 0): 1.0}
+    success = 0.0
+    for _ in range(max_blocks):
+        following: dict[tuple[int, int, int], float] = {}
+        for (secret, honest, lead), chance in states.items():
+            for found_by_attacker, weight in ((True, q), (False, 1 - q)):
+                if not weight:
+                    continue
+                if found_by_attacker:
+                    state = (min(secret + 1, z), honest, lead - 1)
+                else:
+                    state = (secret, min(honest + 1, z), lead + 1)
+                if state[1] >= z and state[2] < 0:
+                    success += chance * weight
+                elif not (state[1] >= z and state[2] >= give_up + z - state[0]):
+                    following[state] = following.get(state, 0.0) + chance * weight
+        states = following
+    return success
+
+
 def selfish_revenue(alpha: float, gamma: float) -> float:
     """Relative revenue of a selfish pool with hash share ``alpha`` (Eyal and Sirer 2014, equation 8).
 

@@ -75,13 +75,10 @@ class AttackLab:
 
     def relay(self, source: LabNode, target: LabNode) -> int:
         """Post to ``target`` the blocks of ``source``'s active chain that ``target`` lacks, oldest first."""
-        theirs = set(target.active_chain())
-        sent = 0
-        for block_hash in source.active_chain():
-            if block_hash not in theirs:
-                target.submit_block(source.raw_block(block_hash))
-                sent += 1
-        return sent
+        missing = source.missing_from(target)
+        for block_hash in missing:
+            target.submit_block(source.raw_block(block_hash))
+        return len(missing)
 
     def release(self, hashes: list[str]) -> None:
         """Publish the attacker's withheld blocks to the honest miner, then wait for the merchant to agree."""
@@ -126,11 +123,19 @@ def double_spend(scenario: Scenario, seed: int, out: Path) -> dict[str, Any]:
                         "rate": wins / trials,
                         "interval95": [low, high],
                         "nakamoto": analysis.nakamoto_attack_probability(q, z),
+                        "lab_rule": analysis.lab_double_spend_probability(q, z, give_up, max_blocks),
                         "outcomes": outcomes,
                     }
                 )
                 log.info("double spend q=%.2f z=%d: %d/%d succeeded", q, z, wins, trials)
-    return {"scenario": scenario.name, "seed": seed, "kind": "double-spend", "give_up": give_up, "runs": results}
+    return {
+        "scenario": scenario.name,
+        "seed": seed,
+        "kind": "double-spend",
+        "give_up": give_up,
+        "max_blocks": max_blocks,
+        "runs": results,
+    }
 
 
 def _double_spend_trial(lab: AttackLab, q: float, z: int, give_up: int, finders: list[bool]) -> dict[str, Any]:
@@ -211,7 +216,7 @@ def selfish_mining(scenario: Scenario, seed: int, out: Path) -> dict[str, Any]:
 
 
 def _selfish_run(lab: AttackLab, finders: list[bool]) -> float:
-    start = len(lab.honest.active_chain())
+    start = lab.honest.status()["height"]
     secret: list[str] = []  # the attacker's blocks since the fork point, published or not
     published = 0
     honest_blocks = 0  # the honest branch's blocks since the fork point
@@ -250,6 +255,6 @@ def _selfish_run(lab: AttackLab, finders: list[bool]) -> float:
         lab.relay(lab.honest, lab.attacker)
     lab.cluster.same_tip(["honest", "merchant"], 60)
     lab.relay(lab.honest, lab.attacker)
-    final = lab.honest.active_chain()[start:]
+    final = lab.honest.chain_above(start)
     ours = sum(1 for h in final if lab.mined_by.get(h) == "attacker")
     return ours / len(final) if final else 0.0

@@ -191,20 +191,57 @@ class LabNode:
                 return None
             raise
 
-    def active_chain(self) -> list[str]:
-        """Every block hash of the active chain, genesis first."""
-        hashes: list[str] = []
+    def chain_from_top(self, page_size: int = 100) -> Iterator[tuple[int, str]]:
+        """``(height, hash)`` of the active chain from the tip down to genesis, read a page at a time as needed."""
         start = None
         while True:
-            query = "?limit=100" + (f"&start={start}" if start is not None else "")
+            query = f"?limit={page_size}" + (f"&start={start}" if start is not None else "")
             page = self.api("GET", "/api/blocks" + query)["blocks"]
-            hashes.extend(b["hash"] for b in page)
+            for block in page:
+                yield block["height"], block["hash"]
             lowest = page[-1]["height"] if page else 0
             if lowest == 0:
-                break
+                return
             start = lowest - 1
+
+    def active_chain(self) -> list[str]:
+        """Every block hash of the active chain, genesis first."""
+        hashes = [block_hash for _, block_hash in self.chain_from_top()]
         hashes.reverse()
         return hashes
+
+    def chain_above(self, height: int) -> list[str]:
+        """The active chain's block hashes above ``height``, oldest first (only those pages are read)."""
+        hashes = []
+        for block_height, block_hash in self.chain_from_top(page_size=20):
+            if block_height <= height:
+                break
+            hashes.append(block_hash)
+        hashes.reverse()
+        return hashes
+
+    def missing_from(self, target: LabNode) -> list[str]:
+        """The blocks of this node's active chain that ``target``'s active chain lacks, oldest first.
+
+        Both chains are read from their tips down only until they meet (the same hash at the
+        same height: everything below is shared), so this costs a page or two, not the chain.
+        """
+        theirs: dict[int, str] = {}
+        their_blocks = target.chain_from_top(page_size=20)
+        their_lowest: int | None = None
+        missing: list[str] = []
+        for height, block_hash in self.chain_from_top(page_size=20):
+            while their_lowest is None or their_lowest > height:
+                found = next(their_blocks, None)
+                if found is None:
+                    break
+                their_lowest = found[0]
+                theirs[found[0]] = found[1]
+            if theirs.get(height) == block_hash:
+                break
+            missing.append(block_hash)
+        missing.reverse()
+        return missing
 
     def metrics(self) -> dict[str, Any]:
         """``/metrics`` decoded: ``{name: value}`` for plain samples, ``{name: {label: value}}`` for labelled ones."""

@@ -167,19 +167,10 @@ class NetworkRun:
             self.record.event(t, "restart", step.node)
         elif step.action == "pay":
             self._pay(step)
-        elif step.action == "relay":  # hand node's active chain to others by POST /api/blocks
-            sent = 0
-            theirs_by = {n: set(cluster[n].active_chain()) for n in step.arg("to")}
-            source = cluster[step.node]
-            for block_hash in source.active_chain():
-                for name, theirs in theirs_by.items():
-                    if block_hash not in theirs:
-                        cluster[name].submit_block(source.raw_block(block_hash))
-                        sent += 1
-            self.record.event(t, "relay", step.node, f"{sent} blocks to {', '.join(step.arg('to'))}")
-        elif step.action == "sync":
+        elif step.action == "sync":  # wait until the named nodes (all by default) have the same tip
+            targets = list(step.arg("nodes", ())) or targets
             cluster.same_tip([n for n in targets if cluster[n].running], float(step.arg("timeout", 60)))
-            self.record.event(t, "sync", step.node)
+            self.record.event(t, "sync", ",".join(targets))
         else:
             raise LabError(f"unknown step {step.action}")
 
@@ -271,6 +262,8 @@ class NetworkRun:
             for step in self.steps:
                 self._wait_until(step.at)
                 self._do(step)
+                if self.now() - self.record.samples[-1]["time"] >= 0.1:  # a long step (many blocks): show its effect
+                    self._sample()
             self._wait_until(self.scenario.duration)
             converged = self._settle()
             summary = self._collect(converged)
@@ -407,7 +400,7 @@ def _reorg_histogram(metrics: dict[str, dict[str, Any]], nodes: list[str]) -> di
             if count - previous_count:
                 total[label] = total.get(label, 0) + int(count - previous_count)
             previous_bound, previous_count = bound, count
-    return total
+    return dict(sorted(total.items(), key=lambda item: int(item[0].split("-")[0])))  # shallow to deep
 
 
 def write_outputs(out: Path, summary: dict[str, Any], record: Record) -> None:

@@ -32,7 +32,6 @@ ACTIONS = (
     "byzantine",
     "honest",
     "sync",
-    "relay",
     "mine",
     "pay",
 )
@@ -144,8 +143,19 @@ def _number(data: Mapping[str, Any], key: str, default: float, low: float = 0.0)
     return float(value)
 
 
-def parse_scenario(data: Mapping[str, Any], *, quick: bool = False, path: Path | None = None) -> Scenario:
-    """Check and freeze a decoded scenario; with ``quick`` the ``[quick]`` table overrides top-level keys."""
+def parse_scenario(
+    data: Mapping[str, Any],
+    *,
+    quick: bool = False,
+    path: Path | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> Scenario:
+    """Check and freeze a decoded scenario.
+
+    With ``quick`` the ``[quick]`` table overrides top-level keys; ``settings`` (the
+    command line's ``--set``) override after that: ``{"block_interval": 4}`` or, for a
+    key of a table, ``{"experiment.trials": 10}``.
+    """
     data = dict(data)
     overrides = data.pop("quick", {})
     if quick:
@@ -154,6 +164,14 @@ def parse_scenario(data: Mapping[str, Any], *, quick: bool = False, path: Path |
                 data[key] = {**data[key], **value}
             else:
                 data[key] = value
+    for key, value in (settings or {}).items():
+        table, _, inner = key.rpartition(".")
+        if table:
+            if not isinstance(data.get(table, {}), dict) or "." in table:
+                raise ScenarioError(f"--set {key}: {table!r} is not a table of the scenario")
+            data[table] = {**data.get(table, {}), inner: value}
+        else:
+            data[key] = value
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise ScenarioError("a scenario needs a name")
@@ -199,7 +217,7 @@ def parse_scenario(data: Mapping[str, Any], *, quick: bool = False, path: Path |
         until = _number(raw, "until", 0.0)
         for key in ("at", "every", "until"):
             raw.pop(key, None)
-        for key in ("node", "from", "to"):
+        for key in ("node", "nodes", "from", "to"):
             named = raw.get(key, [])
             for member in named if isinstance(named, list) else [named]:
                 if member not in names and not (key == "to" and action == "pay"):
@@ -229,13 +247,25 @@ def parse_scenario(data: Mapping[str, Any], *, quick: bool = False, path: Path |
     )
 
 
-def load_scenario(path: str | Path, *, quick: bool = False) -> Scenario:
+def load_scenario(path: str | Path, *, quick: bool = False, settings: Mapping[str, Any] | None = None) -> Scenario:
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: {exc}") from None
-    return parse_scenario(data, quick=quick, path=path)
+    return parse_scenario(data, quick=quick, path=path, settings=settings)
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of ``--set``, the value written as in TOML: ``block_interval=0.5``, ``experiment.shares=[0.3]``."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ScenarioError(f"--set takes KEY=VALUE, not {text!r}")
+    try:
+        return key, tomllib.loads(f"value = {value.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        raise ScenarioError(f"--set {key}: {value!r} is not a TOML value (quote strings)") from None
 
 
 def mining_steps(scenario: Scenario, rng: random.Random) -> list[Step]:

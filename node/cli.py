@@ -10,6 +10,7 @@ finishes those in flight, the miner stops, peers and sync stop, the database clo
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import sys
@@ -75,6 +76,20 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     show_default=True,
     help="Worker processes searching nonces (0: the miner thread itself).",
 )
+@click.option(
+    "--mine-interval",
+    type=click.FloatRange(0, 3600),
+    default=0.0,
+    show_default=True,
+    help="Seconds the miner rests after each block (paces mining where difficulty is trivial, e.g. regtest).",
+)
+@click.option(
+    "--fork-choice",
+    type=click.Choice(["work", "length"]),
+    default="work",
+    show_default=True,
+    help="Best chain by most work, or (devnet only, a teaching switch) by most blocks.",
+)
 @click.option("--assume-valid", default=None, help="Block hash whose ancestors' signatures are not re-verified.")
 @click.option("--max-peers", type=click.IntRange(1, 1000), default=8, show_default=True, help="Peer table size.")
 @click.option(
@@ -83,6 +98,13 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     default="INFO",
     show_default=True,
     help="Logging level.",
+)
+@click.option(
+    "--debug-max-db-pages",
+    type=click.IntRange(0),
+    default=0,
+    hidden=True,
+    help="Test knob: cap the chain database at this many pages, to exercise a full disk (0: no cap).",
 )
 def run(
     network: str,
@@ -93,9 +115,12 @@ def run(
     mine: bool,
     mine_to: str | None,
     miner_processes: int,
+    mine_interval: float,
+    fork_choice: str,
     assume_valid: str | None,
     max_peers: int,
     log_level: str,
+    debug_max_db_pages: int,
 ) -> None:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
@@ -105,6 +130,8 @@ def run(
     params = get_network(network)
     if mine and mine_to is None:
         raise click.ClickException("--mine needs --mine-to ADDRESS")
+    if fork_choice == "length" and network != "devnet":
+        raise click.ClickException("--fork-choice length is a devnet-only teaching switch")
     if mine_to is not None:
         try:
             decode_address(mine_to, params)
@@ -127,8 +154,11 @@ def run(
         mine=mine,
         mine_to=mine_to,
         miner_processes=miner_processes,
+        mine_interval=mine_interval,
+        fork_choice=fork_choice,
         assume_valid=assumed,
         max_peers=max_peers,
+        max_db_pages=debug_max_db_pages,
     )
     _check_port(config.host, config.port)
     from node.app import create_app  # imported here so `cairn-node --help` stays fast
@@ -139,12 +169,19 @@ def run(
     except StorageError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        server = create_server(create_app(node), host=config.host, port=config.port, threads=config.threads)
+        server = create_server(
+            create_app(node),
+            host=config.host,
+            port=config.port,
+            threads=config.threads,
+            connection_limit=config.connection_limit,
+        )
     except OSError as exc:
         node.stop()
         raise click.ClickException(f"cannot listen on {config.host}:{config.port}: {exc}") from None
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, _raise_interrupt)
+    node.on_fatal = lambda: os.kill(os.getpid(), signal.SIGTERM)  # e.g. disk full: shut down as on SIGTERM
     try:
         node.start()
         log.info("serving on %s (datadir %s)", config.url, config.datadir)
@@ -155,6 +192,8 @@ def run(
         log.info("shutting down")
         server.close()
         node.stop()
+    if node.fatal is not None:
+        raise click.ClickException(f"stopped: {node.fatal}")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,21 @@ SCHEMAS: dict[str, Any] = {
             "syncing": {"type": "boolean"},
             "mining": {"type": "boolean"},
             "url": {"type": "string"},
+            "time": {"type": "integer"},
+        }
+    ),
+    "Faults": _obj(
+        {
+            "blocked_peers": {"type": "array", "items": {"type": "string"}},
+            "delay_ms": {"type": "integer", "minimum": 0, "maximum": 10000},
+            "clock_skew": {"type": "integer", "minimum": -604800, "maximum": 604800},
+            "byzantine": {"type": "boolean"},
+            "counters": _obj(
+                {
+                    name: {"type": "integer"}
+                    for name in ("blocked_in", "blocked_out", "delayed_in", "delayed_out", "delayed_ms", "bad_blocks")
+                }
+            ),
         }
     ),
     "TxInput": _obj(
@@ -443,6 +458,33 @@ def openapi_document(network: str) -> dict[str, Any]:
                 "security": ADMIN,
                 "responses": {"200": _json(_obj({"mining": {"type": "boolean"}}), "stopped"), "401": UNAUTHORIZED},
             }
+        },
+        "/api/admin/faults": {
+            "get": {
+                "summary": "The fault-injection state and its counters (admin)",
+                "security": ADMIN,
+                "responses": {"200": _json(_ref("Faults"), "faults"), "401": UNAUTHORIZED},
+            },
+            "post": _post(
+                "Set faults: blocked_peers (partition), delay_ms, clock_skew, byzantine; others unchanged (admin)",
+                _obj(
+                    {
+                        "blocked_peers": {"type": "array", "items": {"type": "string"}},
+                        "delay_ms": {"type": "integer", "minimum": 0, "maximum": 10000},
+                        "clock_skew": {"type": "integer", "minimum": -604800, "maximum": 604800},
+                        "byzantine": {"type": "boolean"},
+                    },
+                    [],
+                ),
+                _json(_ref("Faults"), "the new state"),
+                {},
+                secured=True,
+            ),
+            "delete": {
+                "summary": "Clear every fault; the counters keep counting (admin)",
+                "security": ADMIN,
+                "responses": {"200": _json(_ref("Faults"), "the cleared state"), "401": UNAUTHORIZED},
+            },
         },
         "/api/admin/utxo-check": {
             "get": {

@@ -16,20 +16,21 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from chain.address import decode_address, encode_address
 from chain.block import Block
 from chain.chainstate import BlockIndex, ChainState, ChainUpdate, Status
-from chain.errors import HeaderError, ValidationError
+from chain.errors import HeaderError, StorageError, ValidationError
 from chain.hashes import hash_to_hex
 from chain.merkle import merkle_proof
 from chain.params import get_network
 from chain.transaction import OutPoint, Transaction
 from node import VERSION
 from node.config import NodeConfig
-from node.errors import Conflict, NotFound
+from node.errors import Conflict, NodeError, NotFound
 from node.faults import Faults
 from node.mempool import Mempool, MempoolEntry
 from node.metrics import NodeMetrics
@@ -40,6 +41,13 @@ from node.sync import Syncer
 log = logging.getLogger(__name__)
 
 MAX_ORPHANS = 100
+
+
+class StorageFailed(NodeError):
+    """The block store cannot be written (disk full, read-only): the node is stopping."""
+
+    status = 503
+    code = "storage-failed"
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,8 @@ class Node:
             clock=self.faults.now,
             fork_choice=config.fork_choice,
         )
+        if config.max_db_pages:  # a test knob: SQLite answers SQLITE_FULL past this size, as on a full disk
+            self.chain.store.db.execute(f"PRAGMA max_page_count={int(config.max_db_pages)}")
         self.lock = threading.RLock()
         self.nonce = secrets.randbits(63)
         self.mempool = Mempool(self.chain, config.mempool_bytes)
@@ -78,6 +88,8 @@ class Node:
         self.token = self._write_token()
         self.started_at = time.time()
         self._stopping = threading.Event()
+        self.fatal: str | None = None  # why the node must stop (set once, by ``storage_failed``)
+        self.on_fatal: Callable[[], None] | None = None  # set by the CLI: stops the server
 
     def _write_token(self) -> str:
         """A fresh admin token in ``<datadir>/auth.token``, readable by the owner only (mode 0600)."""
@@ -124,6 +136,22 @@ class Node:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
+    def storage_failed(self, exc: StorageError) -> StorageFailed:
+        """The datadir cannot be written (disk full, read-only): log it clearly and stop the node.
+
+        Every write is one SQLite transaction that was rolled back, so the chain on disk is
+        the last state reported accepted. Returns the error to raise to the caller.
+        """
+        with self.lock:
+            first = self.fatal is None
+            if first:
+                self.fatal = f"cannot write the chain in {self.config.datadir}: {exc}"
+        if first:
+            log.critical("%s; stopping the node (nothing half-written: the last accepted state is on disk)", self.fatal)
+            if self.on_fatal is not None:
+                self.on_fatal()
+        return StorageFailed(f"the node is stopping: {self.fatal}")
+
     # ------------------------------------------------------------ changes
 
     def submit_block(self, block: Block, source: Peer | None = None) -> BlockResult:
@@ -138,6 +166,8 @@ class Node:
                     return BlockResult(block.hash, "orphan", ChainUpdate(is_new=False))
                 self._punish(source, exc, f"invalid block {block.hash_hex}")
                 raise
+            except StorageError as exc:
+                raise self.storage_failed(exc) from exc
             except ValidationError as exc:
                 self._punish(source, exc, f"invalid block {block.hash_hex}")
                 if not isinstance(exc.chain_update, ChainUpdate):
@@ -197,8 +227,10 @@ class Node:
         if block.hash in self.orphans:
             return
         self.orphans[block.hash] = (block, source)
-        while len(self.orphans) > MAX_ORPHANS:
-            self.orphans.popitem(last=False)
+        held = sum(b.size for b, _ in self.orphans.values())
+        while self.orphans and (len(self.orphans) > MAX_ORPHANS or held > self.config.max_orphan_bytes):
+            dropped, _ = self.orphans.popitem(last=False)[1]  # the oldest first
+            held -= dropped.size
         log.info(
             "orphan block %s (parent %s unknown): fetching its chain",
             block.hash_hex,

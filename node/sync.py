@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from chain.chainstate import BlockIndex, Status
-from chain.errors import DecodeError, ValidationError
+from chain.errors import DecodeError, StorageError, ValidationError
 from node.errors import Forbidden, NodeError, NotFound, PeerError
 from node.peers import MAX_HEADERS, Peer
 
@@ -129,6 +129,10 @@ class Syncer:
                 self.sync_from(peer)
             except (PeerError, NotFound, Forbidden) as exc:
                 log.info("sync from peer %d (%s) stopped: %s", peer.id, peer.url, exc)
+            except StorageError as exc:  # storing headers failed: disk full or read-only
+                self.node.storage_failed(exc)
+            except NodeError as exc:  # e.g. storage-failed from a block: already reported
+                log.warning("sync from peer %d (%s) stopped: %s", peer.id, peer.url, exc)
             except Exception:
                 log.exception("sync from peer %d (%s) failed", peer.id, peer.url)
             finally:
@@ -166,12 +170,14 @@ class Syncer:
         try:
             self.node.submit_transaction(tx, source=peer)
         except (ValidationError, NodeError) as exc:
+            log.info("transaction %s from peer %d refused: %s", tx.txid[::-1].hex(), peer.id, exc.reason)
             if exc.reason not in INNOCENT_TX_REASONS:
                 self.node.peers.misbehave(peer, 10, f"invalid transaction {tx.txid[::-1].hex()}: {exc.reason}")
 
     def sync_from(self, peer: Peer) -> None:
         """Headers first, then the blocks of the best header chain that we lack."""
         chain, peers = self.node.chain, self.node.peers
+        sent: BlockIndex | None = None  # the last header of this peer's answers that we hold
         while not self._stopping.is_set():
             locator = locator_from(self.node.best_header())
             try:
@@ -181,6 +187,7 @@ class Syncer:
                 return
             if not headers:
                 break
+            sent = None
             try:
                 chain.accept_headers(headers)
             except ValidationError as exc:
@@ -189,13 +196,23 @@ class Syncer:
                 else:
                     peers.misbehave(peer, 100, f"invalid header: {exc.reason}")
                     return
+            for header in reversed(headers):
+                sent = chain.get_index(header.hash)
+                if sent is not None:
+                    break
             if len(headers) < MAX_HEADERS:
                 break
-        self.download(peer)
+        self.download(peer, sent)
 
-    def missing_blocks(self) -> list[BlockIndex]:
-        """Blocks of the most-work valid header chain that we have no data for, oldest first."""
-        best = self.node.best_header()
+    def missing_blocks(self, sent: BlockIndex | None = None) -> list[BlockIndex]:
+        """Blocks we have no data for, oldest first, of the chain ending at ``sent`` (the last header a peer
+        sent) or else of the most-work valid header chain, when it has more work than the tip.
+
+        Following the peer's own chain matters when the best header is one nobody can serve: a mutated
+        block's header (``bad-txnmrklroot`` does not condemn it) would otherwise stall an honest block of the
+        same height, whose equal work does not displace it as best header.
+        """
+        best = sent if sent is not None and not sent.failed else self.node.best_header()
         if best.chainwork <= self.node.chain.tip.chainwork:
             return []
         missing = []
@@ -206,10 +223,10 @@ class Syncer:
         missing.reverse()
         return missing
 
-    def download(self, peer: Peer) -> None:
+    def download(self, peer: Peer, sent: BlockIndex | None = None) -> None:
         peers = self.node.peers
         while not self._stopping.is_set():
-            missing = self.missing_blocks()[:DOWNLOAD_BATCH]
+            missing = self.missing_blocks(sent)[:DOWNLOAD_BATCH]
             if not missing:
                 return
             futures = [self._pool.submit(peers.fetch_block, peer, index.hash) for index in missing]
@@ -217,7 +234,7 @@ class Syncer:
                 try:
                     block = future.result()
                 except DecodeError as exc:
-                    peers.misbehave(peer, 100, f"undecodable block: {exc.message}")
+                    peers.misbehave(peer, 100, f"undecodable block: {exc}")  # {exc}: reason code and message
                     return
                 if block.hash != index.hash:
                     peers.misbehave(peer, 100, "sent a block other than the one asked for")

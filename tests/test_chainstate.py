@@ -12,11 +12,12 @@ import pytest
 from chain.block import Block
 from chain.builder import ChainBuilder, Key, Spendable
 from chain.chainstate import ChainState, Status
-from chain.errors import BlockError, StorageError, ValidationError
+from chain.errors import BlockError, DecodeError, StorageError, ValidationError
 from chain.mining import solve_block
 from chain.params import DEVNET, REGTEST
 from chain.pow import block_work
 from chain.transaction import COIN, OutPoint, TxOut
+from chain.utxo import Coin, parse_undo, serialize_undo
 
 KEY = Key(bytes(31) + b"\x09")
 
@@ -447,3 +448,10 @@ def test_reconfirmed_transaction_gets_the_height_of_its_new_block(tmp_path) -> N
         assert reopened.get_coin(OutPoint(tx.txid, 0)).height == 13
     finally:
         reopened.close()
+
+
+def test_undo_data_has_one_encoding() -> None:
+    record = serialize_undo([(OutPoint(b"\x01" * 32, 0), Coin(5, bytes(20), 3, True))])
+    assert parse_undo(record)[0][1].is_coinbase
+    with pytest.raises(DecodeError):
+        parse_undo(record[:-1] + b"\x02")  # a coinbase flag of 2 would be a second spelling of "yes"

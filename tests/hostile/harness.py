@@ -1,0 +1,212 @@
+"""A real node served by waitress in this process, and a scripted hostile peer that is a real HTTP server.
+
+The hostile peer speaks Cairn's p2p protocol exactly as an honest node would
+(handshake, address list, headers, block and transaction downloads, inventory
+announcements) but serves whatever the test tells it to: invalid headers, invalid
+blocks, undecodable bytes. The node under test fetches from it over loopback HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import requests
+from waitress import create_server, wasyncore
+
+from chain.block import BlockHeader
+from chain.hashes import hash_to_hex
+from chain.params import REGTEST
+from node import PROTOCOL_VERSION
+from node.app import create_app
+from node.config import NodeConfig
+from node.service import Node
+from tests.nodes import free_port
+
+
+class HostilePeer:
+    """A p2p server serving ``headers``, ``blocks`` (hash hex -> raw bytes) and ``transactions`` (txid hex -> raw)."""
+
+    def __init__(self) -> None:
+        self.headers: list[BlockHeader] = []
+        self.blocks: dict[str, bytes] = {}
+        self.transactions: dict[str, bytes] = {}
+        self.requests: list[str] = []
+        self.nonce = secrets.randbits(63)
+        self.gate = threading.Event()  # cleared by ``hold_announcements``: inventory POSTs wait on it
+        self.gate.set()
+        self.held = 0  # inventory POSTs waiting at the gate now
+        hostile = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._answer_get()
+                hostile.requests.append(f"GET {self.path}")  # after answering: the test sees answered requests
+
+            def _answer_get(self) -> None:
+                path = self.path.split("?")[0]
+                if path == "/p2p/addresses":
+                    self._send(200, b'{"peers": []}')
+                elif path == "/p2p/headers":
+                    self._send(200, json.dumps({"headers": [h.serialized.hex() for h in hostile.headers]}).encode())
+                elif path.startswith("/p2p/blocks/") and path[12:] in hostile.blocks:
+                    self._send(200, hostile.blocks[path[12:]], "application/octet-stream")
+                elif path.startswith("/p2p/transactions/") and path[18:] in hostile.transactions:
+                    self._send(200, hostile.transactions[path[18:]], "application/octet-stream")
+                else:
+                    self._send(404, b'{"error": {"code": "not-found", "message": "not here"}}')
+
+            def do_POST(self) -> None:
+                hostile.requests.append(f"POST {self.path}")
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path == "/p2p/handshake":
+                    self._send(200, json.dumps(hostile.hello()).encode())
+                elif self.path == "/p2p/inv" and not hostile.gate.is_set():
+                    hostile.held += 1
+                    hostile.gate.wait(60)
+                    hostile.held -= 1
+                    self._send(200, b'{"ok": true}')
+                else:
+                    self._send(200, b'{"ok": true}')
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def hello(self) -> dict[str, Any]:
+        return {
+            "network": "regtest",
+            "magic": REGTEST.magic.hex(),
+            "genesis": hash_to_hex(REGTEST.genesis_hash),
+            "version": "hostile",
+            "protocol": PROTOCOL_VERSION,
+            "url": self.url,
+            "nonce": self.nonce,
+            "height": 1_000_000,
+            "tip": "00" * 32,
+            "chainwork": "ffffffffffff",
+        }
+
+    def handshake_with(self, node_url: str) -> requests.Response:
+        return requests.post(f"{node_url}/p2p/handshake", json=self.hello(), timeout=30)
+
+    def announce(
+        self, node_url: str, blocks: Sequence[str] = (), transactions: Sequence[str] = ()
+    ) -> requests.Response:
+        return requests.post(
+            f"{node_url}/p2p/inv",
+            json={"blocks": list(blocks), "transactions": list(transactions)},
+            headers={"X-Cairn-Peer": self.url},
+            timeout=30,
+        )
+
+    def hold_announcements(self) -> None:
+        """Make the node's announcements to this peer hang (a slow or stuck peer) until ``release``."""
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def close(self) -> None:
+        self.gate.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Served:
+    """A started node and the URL its waitress server answers at."""
+
+    node: Node
+    url: str
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.get(self.url + path, timeout=30, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.post(self.url + path, timeout=60, **kwargs)
+
+
+@contextmanager
+def served_node(datadir: Path, **config: Any) -> Iterator[Served]:
+    """A regtest ``Node`` started and served by waitress on a free loopback port, as cairn-node serves it."""
+    port = free_port()
+    settings: dict[str, Any] = {"network": "regtest", "datadir": datadir, "port": port, "synchronous": "OFF"}
+    node = Node(NodeConfig(**{**settings, **config}))
+    wsgi = create_server(
+        create_app(node),
+        host="127.0.0.1",
+        port=port,
+        threads=node.config.threads,
+        connection_limit=node.config.connection_limit,
+    )
+    thread = threading.Thread(target=wsgi.run, name="waitress", daemon=True)
+    node.start()
+    thread.start()
+    try:
+        yield Served(node, f"http://127.0.0.1:{port}")
+    finally:
+        stop_server(wsgi, thread)
+        node.stop()
+
+
+def stop_server(wsgi: Any, thread: threading.Thread) -> None:
+    """Stop a waitress server running in ``thread`` at once, without waiting for idle keep-alive connections.
+
+    The worker threads finish first; then the loop thread itself (through waitress's
+    trigger) closes every socket it watches, which ends its loop.
+    """
+    wsgi.task_dispatcher.shutdown()
+    wsgi.trigger.pull_trigger(lambda: wasyncore.close_all(wsgi._map))
+    thread.join(30)
+    assert not thread.is_alive(), "waitress did not stop"
+
+
+class LogLines(logging.Handler):
+    """Every record logged under ``node`` while installed, formatted, for tests to wait on."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._lock:
+            self.lines.append(record.getMessage())
+
+    def matching(self, *needles: str) -> list[str]:
+        with self._lock:
+            return [line for line in self.lines if all(n in line for n in needles)]
+
+
+@contextmanager
+def node_log() -> Iterator[LogLines]:
+    handler = LogLines()
+    logger = logging.getLogger("node")
+    previous = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
