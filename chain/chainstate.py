@@ -508,8 +508,11 @@ class ChainState:
         with self.store.transaction():
             self.store.set_statuses((i.hash, int(i.status)) for i in changed)
 
-    def _weight(self, index: BlockIndex) -> int:
+    def weight(self, index: BlockIndex) -> int:
+        """What the fork choice compares: chainwork, or height under the teaching switch."""
         return index.chainwork if self.fork_choice == "work" else index.height
+
+    _weight = weight
 
     def _best_candidate(self) -> BlockIndex | None:
         tip_weight = self._weight(self.tip)

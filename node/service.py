@@ -291,12 +291,12 @@ class Node:
     # ------------------------------------------------------------ reading
 
     def best_header(self) -> BlockIndex:
-        """The valid-so-far header with the most chainwork (at least the active tip)."""
+        """The valid-so-far header the fork choice ranks first (at least the active tip)."""
         return self.chain.best_header()
 
     @property
     def syncing(self) -> bool:
-        return self.syncer.busy or self.best_header().chainwork > self.chain.tip.chainwork
+        return self.syncer.busy or self.chain.weight(self.best_header()) > self.chain.weight(self.chain.tip)
 
     def status(self) -> dict[str, Any]:
         tip = self.chain.tip

@@ -213,7 +213,7 @@ class Syncer:
         same height, whose equal work does not displace it as best header.
         """
         best = sent if sent is not None and not sent.failed else self.node.best_header()
-        if best.chainwork <= self.node.chain.tip.chainwork:
+        if self.node.chain.weight(best) <= self.node.chain.weight(self.node.chain.tip):
             return []
         missing = []
         walker: BlockIndex | None = best

@@ -115,3 +115,14 @@ def test_stale_rate_percentiles_histogram_spread_interval():
     assert analysis.mean_and_spread([1.0, 3.0]) == (2.0, pytest.approx(2**0.5))
     low, high = analysis.binomial_interval(5, 10)
     assert low == pytest.approx(0.2366, abs=1e-4) and high == pytest.approx(0.7634, abs=1e-4)
+
+
+def test_lab_double_spend_probability_known_values() -> None:
+    """The exact rule the lab plays: strictly ahead to win, give up a fixed number of blocks behind."""
+    # z = 0, no give-up in practice: the gambler's-ruin probability of ever getting strictly ahead, q/p
+    assert analysis.lab_double_spend_probability(0.1, 0, 1000) == pytest.approx(0.1 / 0.9, abs=1e-9)
+    assert analysis.lab_double_spend_probability(0.0, 3, 6) == 0
+    assert analysis.lab_double_spend_probability(0.3, 1, 6) == pytest.approx(0.30686, abs=1e-4)
+    # more confirmations never help the attacker
+    values = [analysis.lab_double_spend_probability(0.3, z, 6) for z in range(6)]
+    assert values == sorted(values, reverse=True)
