@@ -20,8 +20,9 @@ from werkzeug.exceptions import HTTPException
 from chain.address import decode_address
 from chain.block import Block
 from chain.errors import ValidationError
-from chain.hashes import hash_to_hex, hex_to_hash
+from chain.hashes import hash_to_hex
 from chain.transaction import Transaction
+from node.args import int_arg, parse_hash
 from node.errors import BadRequest, NodeError, NotFound, Unauthorized
 from node.explorer import explorer
 from node.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -123,26 +124,6 @@ def _hex_field(body: dict[str, Any], name: str = "hex") -> bytes:
         raise BadRequest(f"field {name!r} is not hex") from None
 
 
-def _hash(text: str) -> bytes:
-    try:
-        return hex_to_hash(text)
-    except ValueError:
-        raise BadRequest(f"{text!r:.80} is not a 64-character hex hash", "bad-hash") from None
-
-
-def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
-    text = request.args.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer") from None
-    if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high}")
-    return value
-
-
 def _int_field(body: dict[str, Any], name: str, low: int, high: int) -> int:
     value = body.get(name)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
@@ -180,20 +161,20 @@ def status() -> Response:
 @api.get("/blocks")
 def blocks() -> Response:
     node = _node()
-    start = _int_arg("start", None, 0, 2**31 - 1)
-    limit = _int_arg("limit", 20, 1, MAX_BLOCKS_PAGE)
+    start = int_arg("start", None, 0, 2**31 - 1)
+    limit = int_arg("limit", 20, 1, MAX_BLOCKS_PAGE)
     assert limit is not None
     return jsonify({"tip": node.chain.height, "blocks": node.blocks_json(start, limit)})
 
 
 @api.get("/blocks/<block_hash>")
 def block(block_hash: str) -> Response:
-    return jsonify(_node().block_json(_hash(block_hash)))
+    return jsonify(_node().block_json(parse_hash(block_hash)))
 
 
 @api.get("/blocks/<block_hash>/raw")
 def block_raw(block_hash: str) -> Response:
-    _, found = _node().block(_hash(block_hash))
+    _, found = _node().block(parse_hash(block_hash))
     return jsonify({"hex": found.serialized.hex()})
 
 
@@ -220,12 +201,12 @@ def _locator() -> list[bytes]:
     parts = text.split(",") if text else []
     if len(parts) > 101:
         raise BadRequest("a locator has at most 101 hashes")
-    return [_hash(p) for p in parts]
+    return [parse_hash(p) for p in parts]
 
 
 def _headers_answer(p2p_call: bool = False) -> Response:
     locator = _locator()
-    limit = _int_arg("limit", MAX_HEADERS, 1, MAX_HEADERS)
+    limit = int_arg("limit", MAX_HEADERS, 1, MAX_HEADERS)
     assert limit is not None
     headers = _node().chain.headers_after(locator, limit)
     if p2p_call:  # a byzantine node (fault injection) adds its invalid block
@@ -247,7 +228,7 @@ def post_transaction() -> Response:
 
 @api.get("/transactions/<txid>")
 def transaction(txid: str) -> Response:
-    return jsonify(_node().transaction_json(_hash(txid)))
+    return jsonify(_node().transaction_json(parse_hash(txid)))
 
 
 @api.get("/mempool")
@@ -267,7 +248,7 @@ def address_history(address: str) -> Response:
 
 @api.get("/proofs/<txid>")
 def proof(txid: str) -> Response:
-    return jsonify(_node().proof_json(_hash(txid)))
+    return jsonify(_node().proof_json(parse_hash(txid)))
 
 
 @api.get("/peers")
@@ -409,16 +390,16 @@ def p2p_headers() -> Response:
 
 @p2p.get("/blocks/<block_hash>")
 def p2p_block(block_hash: str) -> Response:
-    bad = _node().faults.bad_block(_hash(block_hash))  # fault injection: a byzantine node's invalid block
+    bad = _node().faults.bad_block(parse_hash(block_hash))  # fault injection: a byzantine node's invalid block
     if bad is not None:
         return Response(bad.serialized, mimetype="application/octet-stream")
-    _, found = _node().block(_hash(block_hash))
+    _, found = _node().block(parse_hash(block_hash))
     return Response(found.serialized, mimetype="application/octet-stream")
 
 
 @p2p.get("/transactions/<txid>")
 def p2p_transaction(txid: str) -> Response:
-    entry = _node().mempool.get(_hash(txid))
+    entry = _node().mempool.get(parse_hash(txid))
     if entry is None:
         raise NotFound(f"{txid} is not in the mempool")
     return Response(entry.tx.serialized, mimetype="application/octet-stream")

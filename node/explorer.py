@@ -26,8 +26,9 @@ from werkzeug.wrappers import Response
 from chain.address import decode_address, encode_address
 from chain.chainstate import BlockIndex, ChainState, Status
 from chain.errors import AddressError, ValidationError
-from chain.hashes import hash_to_hex, hex_to_hash
+from chain.hashes import hash_to_hex
 from chain.transaction import COIN
+from node.args import int_arg, parse_hash
 from node.errors import BadRequest, NodeError, NotFound
 from node.service import Node
 
@@ -97,26 +98,6 @@ def _globals() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- decoding
-
-
-def _hash(text: str) -> bytes:
-    try:
-        return hex_to_hash(text)
-    except ValueError:
-        raise BadRequest(f"{text!r:.80} is not a 64-character hex hash", "bad-hash") from None
-
-
-def _int_arg(name: str, low: int, high: int) -> int | None:
-    text = request.args.get(name)
-    if text is None or text == "":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer, not {text!r:.40}") from None
-    if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high}")
-    return value
 
 
 def _address_of(pubkey_hash_hex: str) -> str:
@@ -190,7 +171,7 @@ def home() -> str:
 @explorer.get("/blocks")
 def blocks() -> str:
     node = _node()
-    start = _int_arg("start", 0, 2**31 - 1)
+    start = int_arg("start", None, 0, 2**31 - 1, empty_is_missing=True)
     page = node.blocks_json(start, BLOCKS_PAGE)
     tip = node.chain.height
     top = page[0]["height"] if page else tip
@@ -206,7 +187,7 @@ def blocks() -> str:
 @explorer.get("/block/<path:block_hash>")
 def block(block_hash: str) -> str:
     node = _node()
-    index = node.block_index(_hash(block_hash))
+    index = node.block_index(parse_hash(block_hash))
     state = block_state(node.chain, index)
     try:
         info = node.block_json(index.hash)
@@ -241,7 +222,7 @@ def height(height: str) -> Response:
 
 @explorer.get("/tx/<path:txid>")
 def transaction(txid: str) -> str:
-    info = _node().transaction_json(_hash(txid))
+    info = _node().transaction_json(parse_hash(txid))
     return render_template("explorer/tx.html", tx=info, total_out=sum(o["amount"] for o in info["outputs"]))
 
 
@@ -279,7 +260,7 @@ def search() -> Response:
     if query.isdigit():
         return redirect(url_for("explorer.height", height=query))
     if len(query) == 64:
-        value = _hash(query)
+        value = parse_hash(query)
         if node.chain.get_index(value) is not None:
             return redirect(url_for("explorer.block", block_hash=query.lower()))
         if value in node.mempool or node.chain.find_transaction(value) is not None:
@@ -423,8 +404,8 @@ def chain_tips(chain: ChainState) -> list[dict[str, Any]]:
 
 
 def _tree_args() -> tuple[int | None, int]:
-    top = _int_arg("top", 0, 2**31 - 1)
-    count = _int_arg("count", 1, MAX_TREE_HEIGHTS)
+    top = int_arg("top", None, 0, 2**31 - 1, empty_is_missing=True)
+    count = int_arg("count", None, 1, MAX_TREE_HEIGHTS, empty_is_missing=True)
     return top, count or TREE_HEIGHTS
 
 
