@@ -453,5 +453,6 @@ def test_reconfirmed_transaction_gets_the_height_of_its_new_block(tmp_path) -> N
 def test_undo_data_has_one_encoding() -> None:
     record = serialize_undo([(OutPoint(b"\x01" * 32, 0), Coin(5, bytes(20), 3, True))])
     assert parse_undo(record)[0][1].is_coinbase
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError) as exc:
         parse_undo(record[:-1] + b"\x02")  # a coinbase flag of 2 would be a second spelling of "yes"
+    assert exc.value.reason == "bad-encoding"
