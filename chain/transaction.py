@@ -117,21 +117,24 @@ class Transaction:
         return int.from_bytes(self.inputs[0].signature[:4], "little")
 
     @cached
-    def _outputs_offset(self) -> int:
-        """Where the output count starts in ``serialized``: inputs are fixed-size, so this is arithmetic."""
-        return 4 + len(varint(len(self.inputs))) + INPUT_SIZE * len(self.inputs)
-
-    @cached
     def hash_prevouts(self) -> bytes:
-        """sha256d of every outpoint spent, shared by all inputs' signature hashes (as in BIP 143)."""
-        raw, first = self.serialized, 4 + len(varint(len(self.inputs)))
-        return sha256d(b"".join([raw[p : p + 36] for p in range(first, self._outputs_offset, INPUT_SIZE)]))
+        """sha256d of every outpoint spent, shared by all inputs' signature hashes (as in BIP 143).
+
+        Read straight out of ``serialized``: inputs are fixed-size, so outpoint ``i`` starts at
+        ``first + 133 * i``.
+        """
+        raw, count = self.serialized, len(self.inputs)
+        first = 4 + len(varint(count))
+        if count == 1:
+            return sha256d(raw[first : first + 36])
+        return sha256d(b"".join([raw[p : p + 36] for p in range(first, first + INPUT_SIZE * count, INPUT_SIZE)]))
 
     @cached
     def hash_outputs(self) -> bytes:
-        """sha256d of every output, serialized back to back (the tail of the transaction)."""
-        start = self._outputs_offset
-        return sha256d(self.serialized[start + len(varint(len(self.outputs))) :])
+        """sha256d of every output, serialized back to back: the tail of ``serialized``."""
+        inputs, outputs = len(self.inputs), len(self.outputs)
+        start = 4 + len(varint(inputs)) + INPUT_SIZE * inputs + len(varint(outputs))
+        return sha256d(self.serialized[start:])
 
     @classmethod
     def parse(cls, data: bytes) -> Transaction:
