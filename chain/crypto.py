@@ -64,7 +64,7 @@ def verify(pubkey: bytes, signature: bytes, digest: bytes) -> None:
     if len(signature) != 64:
         raise SignatureError("bad-sig-encoding", f"signatures are 64 bytes r||s, got {len(signature)}")
     r, s = signature[:32], signature[32:]  # big-endian, equal lengths: byte order is numeric order
-    if r == _ZERO or s == _ZERO or r >= _ORDER_BYTES or s >= _ORDER_BYTES:
+    if not (_ZERO < r < _ORDER_BYTES and _ZERO < s < _ORDER_BYTES):
         raise SignatureError("bad-sig-encoding", "r and s must lie in [1, n-1]")
     if s > _HALF_ORDER_BYTES:
         raise SignatureError("bad-sig-high-s", "s is above n/2: the signature is malleable")

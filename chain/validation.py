@@ -170,11 +170,12 @@ def verify_tx_signatures(
         return
     prefix = sighash_prefix(tx, params.magic)
     for index, (txin, coin) in enumerate(zip(tx.inputs, spent, strict=True)):
-        if hash160(txin.pubkey) != coin.pubkey_hash:
+        pubkey = txin.pubkey
+        if hash160(pubkey) != coin.pubkey_hash:
             raise SignatureError("bad-txns-pubkey-mismatch", f"input {index}: key does not match the spent output")
         digest = signature_hash(tx, index, coin, params.magic, prefix)  # a Coin has the TxOut's fields
         try:
-            verify(txin.pubkey, txin.signature, digest)
+            verify(pubkey, txin.signature, digest)
         except SignatureError as exc:
             raise SignatureError(exc.reason, f"input {index}: {exc.message}") from None
     if sig_cache is not None:
