@@ -8,14 +8,11 @@ blocks, undecodable bytes. The node under test fetches from it over loopback HTT
 
 from __future__ import annotations
 
-import json
 import logging
-import secrets
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,88 +20,54 @@ import requests
 from waitress import create_server, wasyncore
 
 from chain.block import BlockHeader
-from chain.hashes import hash_to_hex
-from chain.params import REGTEST
-from node import PROTOCOL_VERSION
 from node.app import create_app
 from node.config import NodeConfig
 from node.service import Node
 from tests.nodes import free_port
+from tests.stub_peer import NOT_FOUND, Reply, StubPeer, json_reply, raw_reply
 
 
-class HostilePeer:
+class HostilePeer(StubPeer):
     """A p2p server serving ``headers``, ``blocks`` (hash hex -> raw bytes) and ``transactions`` (txid hex -> raw)."""
+
+    version = "hostile"
+    claimed_height = 1_000_000
+    claimed_tip = "00" * 32
+    claimed_work = "ffffffffffff"
 
     def __init__(self) -> None:
         self.headers: list[BlockHeader] = []
         self.blocks: dict[str, bytes] = {}
         self.transactions: dict[str, bytes] = {}
         self.requests: list[str] = []
-        self.nonce = secrets.randbits(63)
         self.gate = threading.Event()  # cleared by ``hold_announcements``: inventory POSTs wait on it
         self.gate.set()
         self.held = 0  # inventory POSTs waiting at the gate now
-        hostile = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
+    def get(self, path: str) -> Reply:
+        path = path.split("?")[0]
+        if path == "/p2p/addresses":
+            return json_reply({"peers": []})
+        if path == "/p2p/headers":
+            return json_reply({"headers": [h.serialized.hex() for h in self.headers]})
+        if path.startswith("/p2p/blocks/") and path[12:] in self.blocks:
+            return raw_reply(self.blocks[path[12:]])
+        if path.startswith("/p2p/transactions/") and path[18:] in self.transactions:
+            return raw_reply(self.transactions[path[18:]])
+        return NOT_FOUND
 
-            def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+    def post(self, path: str, body: bytes) -> Reply:
+        self.requests.append(f"POST {path}")
+        if path == "/p2p/inv" and not self.gate.is_set():
+            self.held += 1
+            self.gate.wait(60)
+            self.held -= 1
+        return super().post(path, body)
 
-            def do_GET(self) -> None:
-                self._answer_get()
-                hostile.requests.append(f"GET {self.path}")  # after answering: the test sees answered requests
-
-            def _answer_get(self) -> None:
-                path = self.path.split("?")[0]
-                if path == "/p2p/addresses":
-                    self._send(200, b'{"peers": []}')
-                elif path == "/p2p/headers":
-                    self._send(200, json.dumps({"headers": [h.serialized.hex() for h in hostile.headers]}).encode())
-                elif path.startswith("/p2p/blocks/") and path[12:] in hostile.blocks:
-                    self._send(200, hostile.blocks[path[12:]], "application/octet-stream")
-                elif path.startswith("/p2p/transactions/") and path[18:] in hostile.transactions:
-                    self._send(200, hostile.transactions[path[18:]], "application/octet-stream")
-                else:
-                    self._send(404, b'{"error": {"code": "not-found", "message": "not here"}}')
-
-            def do_POST(self) -> None:
-                hostile.requests.append(f"POST {self.path}")
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.path == "/p2p/handshake":
-                    self._send(200, json.dumps(hostile.hello()).encode())
-                elif self.path == "/p2p/inv" and not hostile.gate.is_set():
-                    hostile.held += 1
-                    hostile.gate.wait(60)
-                    hostile.held -= 1
-                    self._send(200, b'{"ok": true}')
-                else:
-                    self._send(200, b'{"ok": true}')
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def hello(self) -> dict[str, Any]:
-        return {
-            "network": "regtest",
-            "magic": REGTEST.magic.hex(),
-            "genesis": hash_to_hex(REGTEST.genesis_hash),
-            "version": "hostile",
-            "protocol": PROTOCOL_VERSION,
-            "url": self.url,
-            "nonce": self.nonce,
-            "height": 1_000_000,
-            "tip": "00" * 32,
-            "chainwork": "ffffffffffff",
-        }
+    def answered(self, method: str, path: str) -> None:
+        if method == "GET":
+            self.requests.append(f"GET {path}")  # after answering: the test sees answered requests
 
     def handshake_with(self, node_url: str) -> requests.Response:
         return requests.post(f"{node_url}/p2p/handshake", json=self.hello(), timeout=30)
@@ -128,8 +91,7 @@ class HostilePeer:
 
     def close(self) -> None:
         self.gate.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().close()
 
 
 @dataclass

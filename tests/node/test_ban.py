@@ -7,95 +7,53 @@ pays more than subsidy + fees (``bad-cb-amount``) on top of the honest tip.
 
 from __future__ import annotations
 
-import json
 import logging
-import secrets
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 import requests
 
 from chain.block import Block
 from chain.builder import ChainBuilder
-from chain.hashes import hash_to_hex
 from chain.params import REGTEST
-from node import PROTOCOL_VERSION
 from tests.nodes import NodeAPIError, connect, sync_blocks, wait_until
+from tests.stub_peer import NOT_FOUND, Reply, StubPeer, json_reply, raw_reply
 
 log = logging.getLogger(__name__)
 
 
-class EvilPeer:
+class EvilPeer(StubPeer):
     """A p2p server that claims more work than anyone and serves ``block`` for it."""
+
+    version = "evil"
+    claimed_work = "ffffffff"
 
     def __init__(self, block: Block, height: int) -> None:
         self.block = block
-        self.height = height
+        self.claimed_height = height
+        self.claimed_tip = block.hash_hex
         self.requests: list[str] = []
-        evil = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
+    def get(self, path: str) -> Reply:
+        self.requests.append(f"GET {path}")
+        if path.startswith("/p2p/headers"):
+            return json_reply({"headers": [self.block.header.serialized.hex()]})
+        if path == f"/p2p/blocks/{self.block.hash_hex}":
+            return raw_reply(self.block.serialized)
+        if path == "/p2p/addresses":
+            return json_reply({"peers": []})
+        return NOT_FOUND
 
-            def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _json(self, value: Any) -> None:
-                self._send(200, json.dumps(value).encode())
-
-            def do_GET(self) -> None:
-                evil.requests.append(f"GET {self.path}")
-                if self.path.startswith("/p2p/headers"):
-                    self._json({"headers": [evil.block.header.serialized.hex()]})
-                elif self.path == f"/p2p/blocks/{evil.block.hash_hex}":
-                    self._send(200, evil.block.serialized, "application/octet-stream")
-                elif self.path == "/p2p/addresses":
-                    self._json({"peers": []})
-                else:
-                    self._send(404, b'{"error": {"code": "not-found", "message": ""}}')
-
-            def do_POST(self) -> None:
-                evil.requests.append(f"POST {self.path}")
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.path == "/p2p/handshake":
-                    self._json(evil.hello())
-                else:
-                    self._json({"ok": True})
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.nonce = secrets.randbits(63)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def hello(self) -> dict[str, Any]:
-        return {
-            "network": "regtest",
-            "magic": REGTEST.magic.hex(),
-            "genesis": hash_to_hex(REGTEST.genesis_hash),
-            "version": "evil",
-            "protocol": PROTOCOL_VERSION,
-            "url": self.url,
-            "nonce": self.nonce,
-            "height": self.height,
-            "tip": self.block.hash_hex,
-            "chainwork": "ffffffff",
-        }
+    def post(self, path: str, body: bytes) -> Reply:
+        self.requests.append(f"POST {path}")
+        return super().post(path, body)
 
     def __enter__(self) -> EvilPeer:
-        self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.close()
 
 
 @pytest.fixture

@@ -8,10 +8,8 @@ the transactions and addresses it wants.
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -22,17 +20,19 @@ from chain.builder import ChainBuilder, Key
 from chain.hashes import hash_to_hex
 from chain.params import REGTEST
 from chain.transaction import COIN, Transaction
-from node import PROTOCOL_VERSION
 from node.app import create_app
 from node.config import NodeConfig
 from node.service import Node
 from tests.nodes import free_port, wait_until
+from tests.stub_peer import NOT_FOUND, Reply, StubPeer, json_reply, raw_reply
 
 PAYEE = Key()
 
 
-class ScriptedPeer:
+class ScriptedPeer(StubPeer):
     """A p2p server that records what it is sent and serves what the test gives it."""
+
+    version = "scripted"
 
     def __init__(self) -> None:
         self.announced: list[str] = []  # txids and block hashes, in the order announcements arrived
@@ -42,58 +42,25 @@ class ScriptedPeer:
         self.headers_body = b'{"headers": []}'
         self.gate = threading.Event()
         self.gate.set()  # clear it to hold every announcement until set again
-        self.nonce = secrets.randbits(63)
-        peer = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
+    def get(self, path: str) -> Reply:
+        if path == "/p2p/addresses":
+            return json_reply({"peers": self.addresses})
+        if path.startswith("/p2p/headers"):
+            return Reply(200, self.headers_body)
+        if path.startswith("/p2p/transactions/") and path[18:] in self.transactions:
+            return raw_reply(self.transactions[path[18:]].serialized)
+        return NOT_FOUND
 
-            def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                if self.path == "/p2p/addresses":
-                    self._send(200, json.dumps({"peers": peer.addresses}).encode())
-                elif self.path.startswith("/p2p/headers"):
-                    self._send(200, peer.headers_body)
-                elif self.path.startswith("/p2p/transactions/") and self.path[18:] in peer.transactions:
-                    self._send(200, peer.transactions[self.path[18:]].serialized, "application/octet-stream")
-                else:
-                    self._send(404, b'{"error": {"code": "not-found", "message": ""}}')
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                if self.path == "/p2p/handshake":
-                    peer.handshakes += 1
-                    self._send(200, json.dumps(peer.hello()).encode())
-                    return
-                if self.path == "/p2p/inv":
-                    peer.gate.wait(60)
-                    peer.announced += body.get("blocks", []) + body.get("transactions", [])
-                self._send(200, b'{"ok": true}')
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def hello(self) -> dict[str, Any]:
-        return {
-            "network": "regtest",
-            "magic": REGTEST.magic.hex(),
-            "genesis": hash_to_hex(REGTEST.genesis_hash),
-            "version": "scripted",
-            "protocol": PROTOCOL_VERSION,
-            "url": self.url,
-            "nonce": self.nonce,
-            "height": 0,
-            "tip": hash_to_hex(REGTEST.genesis_hash),
-            "chainwork": "2",
-        }
+    def post(self, path: str, body: bytes) -> Reply:
+        if path == "/p2p/handshake":
+            self.handshakes += 1
+        elif path == "/p2p/inv":
+            self.gate.wait(60)
+            sent = json.loads(body or b"{}")
+            self.announced += sent.get("blocks", []) + sent.get("transactions", [])
+        return super().post(path, body)
 
     def handshake_with(self, node_url: str) -> None:
         answer = requests.post(f"{node_url}/p2p/handshake", json=self.hello(), timeout=10)
@@ -107,8 +74,7 @@ class ScriptedPeer:
 
     def close(self) -> None:
         self.gate.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().close()
 
 
 @pytest.fixture
