@@ -6,13 +6,18 @@
   var body = document.body;
   var tip = body.dataset.tip;
   var polls = 0;
+  var treeHtml = null; // the last fragment drawn: an unchanged tree is left alone (no flicker, no lost hover)
 
   function reloadTree() {
     var box = document.getElementById("tree");
     if (!box) return Promise.resolve();
     return fetch(box.dataset.fragment, { cache: "no-store" }).then(function (response) {
       if (!response.ok) return;
-      return response.text().then(function (html) { box.innerHTML = html; });
+      return response.text().then(function (html) {
+        if (html === treeHtml) return;
+        treeHtml = html;
+        box.innerHTML = html;
+      });
     });
   }
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -68,10 +69,29 @@ def chromium(tmp_path: Path) -> webdriver.Chrome:
     return driver
 
 
-def boxes(driver: webdriver.Chrome, state: str) -> list[str]:
-    """Hashes of the tree's boxes in ``state``, as drawn in the page right now."""
-    selector = f"#tree svg.tree a.block[data-state='{state}']"
-    return [element.get_attribute("data-hash") for element in driver.find_elements(By.CSS_SELECTOR, selector)]
+# The page redraws the tree by replacing its HTML, so an element found a moment ago can be gone by the time it is
+# read. Every look at the tree is therefore one script run in the page: a consistent snapshot.
+TREE_SNAPSHOT = """
+const tree = document.getElementById("tree");
+const hashes = (state) =>
+    Array.from(tree.querySelectorAll(`svg.tree a.block[data-state='${state}']`), (a) => a.dataset.hash);
+const tip = tree.querySelector("a.block.tip");
+const summary = tree.querySelector(".tree-summary");
+const tips = tree.querySelector("table.tips");
+return {
+    active: hashes("active"),
+    stale: hashes("stale"),
+    tip: tip ? tip.dataset.hash : null,
+    counts: summary ? summary.dataset.counts : null,
+    tips_table: tips ? tips.innerText : "",
+    height: document.getElementById("live-height").textContent,
+};
+"""
+
+
+def tree(driver: webdriver.Chrome) -> dict:
+    """The block tree as drawn in the page right now: boxes by state, the tip box, the summary, the tips table."""
+    return driver.execute_script(TREE_SNAPSHOT)
 
 
 def post_blocks(node, blocks) -> None:
@@ -104,23 +124,18 @@ def test_explorer_follows_links_and_draws_the_fork(node_factory, tmp_path: Path)
         # node0's tree before the join: one straight chain
         driver.get(node0.url + "/tree")
         assert driver.title.startswith("Block tree")
-        assert len(boxes(driver, "active")) == 14 and boxes(driver, "stale") == []
+        before = tree(driver)
+        assert len(before["active"]) == 14 and before["stale"] == []
         driver.save_screenshot(str(tmp_path / "tree-before.png"))
 
         # join the groups: node0 reorgs to node1's chain, and the open page redraws itself
         connect(node0, node1)
         assert sync_blocks([node0, node1]) == tip
-        WebDriverWait(driver, WAIT).until(lambda d: sorted(boxes(d, "stale")) == sorted(stale))
-        active = boxes(driver, "active")
-        assert tip in active and len(active) == 15 and not set(stale) & set(active)
-        assert driver.find_element(By.ID, "live-height").text == "14"
-        tip_box = driver.find_element(By.CSS_SELECTOR, "#tree a.block.tip")
-        assert tip_box.get_attribute("data-hash") == tip
-        assert driver.find_element(By.CSS_SELECTOR, "#tree .tree-summary").get_attribute("data-counts") == (
-            "active=15 stale=2"
-        )
-        tips_table = driver.find_element(By.CSS_SELECTOR, "#tree table.tips").text
-        assert "stale" in tips_table and "active" in tips_table  # the chain tips below the picture follow too
+        WebDriverWait(driver, WAIT).until(lambda d: sorted(tree(d)["stale"]) == sorted(stale))
+        after = tree(driver)
+        assert tip in after["active"] and len(after["active"]) == 15 and not set(stale) & set(after["active"])
+        assert after["height"] == "14" and after["tip"] == tip and after["counts"] == "active=15 stale=2"
+        assert "stale" in after["tips_table"] and "active" in after["tips_table"]  # the chain tips below follow too
         shot = tmp_path / "explorer-tree.png"
         assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
         if os.environ.get("CAIRN_UPDATE_SCREENSHOTS") == "1":
@@ -133,11 +148,14 @@ def test_explorer_follows_links_and_draws_the_fork(node_factory, tmp_path: Path)
             builder.record(Block.parse(bytes.fromhex(node0.api("GET", f"/api/blocks/{block_hash}/raw")["hex"])))
         rival = builder.add_block(parent=builder.blocks[hex_to_hash(stale[-1])])
         assert node0.submit_block(rival.serialized.hex())["status"] == "stored"
-        WebDriverWait(driver, WAIT).until(lambda d: rival.hash_hex in boxes(d, "stale"))
-        assert driver.find_element(By.ID, "live-height").text == "14" and node0.tip() == tip
+        WebDriverWait(driver, WAIT).until(lambda d: rival.hash_hex in tree(d)["stale"])
+        assert tree(driver)["height"] == "14" and node0.tip() == tip
 
         # a stale box links to its block page, which says so
-        driver.find_element(By.CSS_SELECTOR, f"#tree a.block[data-hash='{stale[-1]}']").click()
+        # (found and clicked in one step, retried if a redraw replaced the box in between)
+        WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, f"#tree a.block[data-hash='{stale[-1]}']").click() or True
+        )
         WebDriverWait(driver, WAIT).until(lambda d: stale[-1] in d.current_url)
         assert "stale" in driver.find_element(By.TAG_NAME, "h1").text
         assert "less work than the active chain" in driver.find_element(By.CLASS_NAME, "state-text").text
