@@ -159,6 +159,7 @@ ROUTES = (
     "/p2p/inv",
     "/p2p/headers",
     "/p2p/blocks/",
+    "/p2p/transactions",
     "/p2p/transactions/",
     "/p2p/addresses",
     "/",

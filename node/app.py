@@ -28,7 +28,7 @@ from node.explorer import explorer
 from node.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from node.miner import generate
 from node.openapi import openapi_document
-from node.peers import MAX_HEADERS, PEER_HEADER, normalize_url, parse_hash_list
+from node.peers import MAX_GETDATA, MAX_HEADERS, PEER_HEADER, encode_transactions, normalize_url, parse_hash_list
 from node.service import Node
 
 log = logging.getLogger(__name__)
@@ -403,6 +403,31 @@ def p2p_transaction(txid: str) -> Response:
     if entry is None:
         raise NotFound(f"{txid} is not in the mempool")
     return Response(entry.tx.serialized, mimetype="application/octet-stream")
+
+
+@p2p.post("/transactions")
+def p2p_transactions() -> Response:
+    """Bitcoin's getdata for transactions: ``{"txids": [...]}`` -> a varint count, then the asked transactions
+    that are in the mempool, serialized back to back in the order asked; one not in the mempool is absent."""
+    mempool = _node().mempool
+    found = [entry.tx for entry in map(mempool.get, _txids_field(_body())) if entry is not None]
+    return Response(encode_transactions(found), mimetype="application/octet-stream")
+
+
+def _txids_field(body: dict[str, Any]) -> list[bytes]:
+    """Field ``txids``: at most MAX_GETDATA txids, duplicates dropped; ``bad-request`` unless it is a list,
+    ``too-many-txids`` above the maximum, ``bad-hash`` for one that is not a 64-character hex string."""
+    txids = body.get("txids")
+    if not isinstance(txids, list):
+        raise BadRequest("field 'txids' must be a list of txids")
+    if len(txids) > MAX_GETDATA:
+        raise BadRequest(f"at most {MAX_GETDATA} txids per request, not {len(txids)}", "too-many-txids")
+    wanted: dict[bytes, None] = {}
+    for txid in txids:
+        if not isinstance(txid, str):
+            raise BadRequest(f"{txid!r:.80} is not a 64-character hex hash", "bad-hash")
+        wanted[parse_hash(txid)] = None
+    return list(wanted)
 
 
 @p2p.get("/addresses")

@@ -2,7 +2,9 @@
 
 Each ``Node`` has its own ``CollectorRegistry`` (several nodes can live in one test
 process). The ``Node`` calls ``on_block``, ``on_rejected`` and ``on_transaction`` as
-things happen; gauges (height, mempool, peers, bans) are read from the node when scraped.
+things happen, and its ``PeerManager`` calls ``on_transaction_fetch`` and
+``on_transactions_fetched`` around each request for announced transactions; gauges
+(height, mempool, peers, bans) are read from the node when scraped.
 
 ``cairn_block_first_seen_timestamp_seconds{block=...}`` gives, for the last
 ``ARRIVALS_KEPT`` blocks, the wall-clock time (``time.time()``, never the fault-injected
@@ -66,6 +68,20 @@ class NodeMetrics:
         self.transactions_accepted = Counter(
             "cairn_transactions_accepted", "Transactions admitted to the mempool", registry=self.registry
         )
+        self.transaction_fetches = Counter(
+            "cairn_p2p_transaction_fetches",
+            "Requests to peers for announced transactions, by kind: one (GET /p2p/transactions/<txid>) "
+            "or batch (POST /p2p/transactions, several txids)",
+            ["kind"],
+            registry=self.registry,
+        )
+        for kind in ("one", "batch"):
+            self.transaction_fetches.labels(kind)  # both kinds are scraped from the start, at 0
+        self.transactions_fetched = Counter(
+            "cairn_p2p_transactions_fetched",
+            "Transactions received from peers in answer to those requests",
+            registry=self.registry,
+        )
         self._lock = threading.Lock()
         self._arrivals: OrderedDict[str, float] = OrderedDict()
         self.registry.register(_StateCollector(self))
@@ -95,6 +111,13 @@ class NodeMetrics:
 
     def on_transaction(self) -> None:
         self.transactions_accepted.inc()
+
+    def on_transaction_fetch(self, kind: str) -> None:
+        """A request for announced transactions is about to go to a peer: ``one`` txid or a ``batch``."""
+        self.transaction_fetches.labels(kind).inc()
+
+    def on_transactions_fetched(self, count: int) -> None:
+        self.transactions_fetched.inc(count)
 
     def arrivals(self) -> dict[str, float]:
         with self._lock:

@@ -29,6 +29,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from chain.block import HEADER_SIZE, Block, BlockHeader
+from chain.encoding import Reader, varint
 from chain.errors import DecodeError
 from chain.hashes import hash_to_hex, hex_to_hash
 from chain.transaction import Transaction
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 PEER_HEADER = "X-Cairn-Peer"
 MAX_HEADERS = 2000  # per /p2p/headers answer, as Bitcoin's MAX_HEADERS_RESULTS
 MAX_INV = 1000  # hashes per announcement
+MAX_GETDATA = 1000  # txids per batched transaction fetch (POST /p2p/transactions), as Bitcoin's MAX_INV_SZ
 QUEUE_SIZE = 1000  # announcements waiting per peer
 KNOWN_SIZE = 5000  # hashes remembered per peer as already known to it
 BACKOFF_BASE = 0.5
@@ -469,8 +471,28 @@ class PeerManager:
         return Block.parse(response.content)
 
     def fetch_transaction(self, peer: Peer, txid: bytes) -> Transaction:
+        """One mempool transaction of the peer (``GET /p2p/transactions/<txid>``); NotFound when it lacks it."""
+        self.node.metrics.on_transaction_fetch("one")
         response = self._raw(peer, "GET", f"/p2p/transactions/{hash_to_hex(txid)}")
-        return Transaction.parse(response.content)
+        tx = Transaction.parse(response.content)
+        self.node.metrics.on_transactions_fetched(1)
+        return tx
+
+    def fetch_transactions(self, peer: Peer, txids: list[bytes]) -> list[Transaction]:
+        """The peer's mempool transactions among ``txids``, in one request (``POST /p2p/transactions``).
+
+        Those it lacks are absent from the answer. DecodeError when the answer is anything but
+        distinct asked-for transactions: ``bad-encoding`` (truncated, trailing bytes),
+        ``too-many-transactions`` (a count above the number asked for), ``unrequested-transaction``
+        or ``duplicate-transaction``.
+        """
+        if not 1 <= len(txids) <= MAX_GETDATA:
+            raise ValueError(f"fetch 1 to {MAX_GETDATA} transactions per request, not {len(txids)}")
+        self.node.metrics.on_transaction_fetch("batch")
+        response = self._raw(peer, "POST", "/p2p/transactions", json={"txids": [hash_to_hex(t) for t in txids]})
+        txs = decode_transactions(response.content, txids)
+        self.node.metrics.on_transactions_fetched(len(txs))
+        return txs
 
     # ------------------------------------------------------------ gossip
 
@@ -556,6 +578,33 @@ def _error_code(response: requests.Response) -> str:
         return str(body["error"]["code"])
     except (ValueError, KeyError, TypeError):
         return ""
+
+
+def encode_transactions(txs: list[Transaction]) -> bytes:
+    """An answer to ``POST /p2p/transactions``: a varint count, then the transactions serialized back to back."""
+    return varint(len(txs)) + b"".join(tx.serialized for tx in txs)
+
+
+def decode_transactions(data: bytes, asked: list[bytes]) -> list[Transaction]:
+    """Decode an answer to a request for ``asked``, strictly; DecodeError (with the reason codes of
+    ``PeerManager.fetch_transactions``) unless it holds only distinct transactions that were asked for."""
+    reader = Reader(data)
+    count = reader.varint()
+    if count > len(asked):
+        raise DecodeError(f"{count} transactions for {len(asked)} txids asked", "too-many-transactions")
+    wanted = set(asked)
+    txs: list[Transaction] = []
+    seen: set[bytes] = set()
+    for _ in range(count):
+        tx = Transaction.read(reader)
+        if tx.txid not in wanted:
+            raise DecodeError(f"transaction {hash_to_hex(tx.txid)} was not asked for", "unrequested-transaction")
+        if tx.txid in seen:
+            raise DecodeError(f"transaction {hash_to_hex(tx.txid)} sent twice", "duplicate-transaction")
+        seen.add(tx.txid)
+        txs.append(tx)
+    reader.finish()
+    return txs
 
 
 def parse_hash_list(value: Any, what: str, limit: int = MAX_INV) -> list[bytes]:

@@ -3,7 +3,9 @@
 Sync from a peer: send it a block locator of our best header chain, accept the
 headers it answers (``ChainState.accept_headers``), repeat while it sends full
 batches, then download the blocks of the most-work header chain that we lack, in
-order, a few in parallel. Announced transactions we lack are fetched one by one.
+order, a few in parallel. Announced transactions we lack are fetched in batches, as
+Bitcoin's ``getdata`` carries many inventory items: whatever is queued when the fetch
+thread comes back for more (up to ``MAX_GETDATA``), one request per announcing peer.
 Invalid headers or blocks earn the peer misbehaviour points (a ban at the
 threshold); a peer that times out or lacks a block just ends that round. One sync
 runs at a time, so two peers cannot make us download the same block twice.
@@ -21,8 +23,9 @@ from typing import TYPE_CHECKING
 
 from chain.chainstate import BlockIndex, Status
 from chain.errors import DecodeError, StorageError, ValidationError
+from chain.transaction import Transaction
 from node.errors import Forbidden, NodeError, NotFound, PeerError
-from node.peers import MAX_HEADERS, Peer
+from node.peers import MAX_GETDATA, MAX_HEADERS, Peer
 
 if TYPE_CHECKING:
     from node.service import Node
@@ -143,30 +146,75 @@ class Syncer:
             item = self._tx_queue.get()
             if item is None or self._stopping.is_set():
                 return
-            peer, txid = item
+            batch = [item]
+            while len(batch) < MAX_GETDATA:  # and what else is queued now, without waiting for more
+                try:
+                    item = self._tx_queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None or self._stopping.is_set():
+                    return
+                batch.append(item)
             try:
-                self.fetch_transaction(peer, txid)
-            except (PeerError, NotFound, Forbidden):
-                pass
+                self.fetch_announced(batch)
             except Exception:
-                log.exception("fetching transaction from peer %d failed", peer.id)
+                log.exception("fetching %d announced transactions failed", len(batch))
             finally:
                 with self._lock:
-                    self._tx_requested.pop(txid, None)
+                    for _, txid in batch:  # found or not: a later announcement may fetch it again
+                        self._tx_requested.pop(txid, None)
 
     # ------------------------------------------------------------ work
 
-    def fetch_transaction(self, peer: Peer, txid: bytes) -> None:
-        if txid in self.node.mempool:
-            return
+    def fetch_announced(self, batch: list[tuple[Peer, bytes]]) -> None:
+        """Fetch the announced ``(peer, txid)`` we lack, one request per peer, then submit them in announcement
+        order (a parent is announced before its child, so it is admitted first).
+
+        An answer that is not made of distinct asked-for transactions costs its peer 20 points and none of
+        its transactions is used; an invalid transaction costs 10 unless its reason is innocent.
+        """
+        wanted: dict[Peer, dict[bytes, None]] = {}  # per peer, in announcement order
+        for peer, txid in batch:
+            if txid not in self.node.mempool:
+                wanted.setdefault(peer, {})[txid] = None
+        received: dict[tuple[int, bytes], Transaction] = {}
+        for peer, txids in wanted.items():
+            if self.node.peers.is_banned(peer.url):
+                continue
+            try:
+                txs = self._fetch_from(peer, list(txids))
+            except (PeerError, NotFound, Forbidden) as exc:  # unreachable, refusing us, or (one txid) lacks it
+                log.debug("fetching %d transactions from peer %d failed: %s", len(txids), peer.id, exc)
+                continue
+            received.update(((peer.id, tx.txid), tx) for tx in txs)
+        for peer, txid in batch:
+            tx = received.pop((peer.id, txid), None)
+            if tx is not None and not self.node.peers.is_banned(peer.url):
+                self._submit(peer, tx)
+
+    def _fetch_from(self, peer: Peer, txids: list[bytes]) -> list[Transaction]:
+        """The transactions among ``txids`` that ``peer`` sent; none when its answer was unusable (it is punished).
+
+        One txid is fetched with ``GET /p2p/transactions/<txid>``, several with one ``POST /p2p/transactions``.
+        """
+        peers = self.node.peers
+        if len(txids) == 1:
+            try:
+                tx = peers.fetch_transaction(peer, txids[0])
+            except DecodeError as exc:
+                peers.misbehave(peer, 20, f"undecodable transaction: {exc.reason}")
+                return []
+            if tx.txid != txids[0]:
+                peers.misbehave(peer, 20, "sent a transaction other than the one asked for")
+                return []
+            return [tx]
         try:
-            tx = self.node.peers.fetch_transaction(peer, txid)
+            return peers.fetch_transactions(peer, txids)
         except DecodeError as exc:
-            self.node.peers.misbehave(peer, 20, f"undecodable transaction: {exc.reason}")
-            return
-        if tx.txid != txid:
-            self.node.peers.misbehave(peer, 20, "sent a transaction other than the one asked for")
-            return
+            peers.misbehave(peer, 20, f"bad answer to a fetch of {len(txids)} transactions: {exc}")
+            return []
+
+    def _submit(self, peer: Peer, tx: Transaction) -> None:
         try:
             self.node.submit_transaction(tx, source=peer)
         except (ValidationError, NodeError) as exc:
