@@ -36,15 +36,12 @@ from pathlib import Path
 
 import requests
 
-from bench.node import _funded_chain
-from bench.report import Progress, Result, stopwatch
+from bench.node import _funded_chain, time_mempool_adds
+from bench.report import Progress, Result
 from chain.builder import Key, Spendable
-from chain.chainstate import ChainState
-from chain.crypto import SignatureCache
 from chain.params import REGTEST
+from devnet.process import NodeProcess, burn_address, start_all, sync_blocks, wait_until
 from netlab.coins import fund, pay
-from node.mempool import Mempool
-from tests.nodes import NodeProcess, burn_address, sync_blocks, wait_until
 
 SUITE = "load"
 PAYMENT = 1_000  # smallest units paid per transaction: coins last thousands of spends
@@ -129,15 +126,7 @@ def confirmed_txids(node: NodeProcess, since: int) -> set[str]:
 def mempool_baseline(sizes: Sizes, workdir: Path) -> float:
     """Transactions per second admitted by ``Mempool.add`` in this process (same validation, no HTTP)."""
     blocks, spends = _funded_chain(sizes.baseline_txs)
-    chain = ChainState(REGTEST, workdir / "baseline.sqlite", sig_cache=SignatureCache(), synchronous="OFF")
-    try:
-        for block in blocks:
-            chain.accept_block(block)
-        pool = Mempool(chain)
-        timing, _ = stopwatch(lambda: [pool.add(tx) for tx in spends])
-        assert len(pool) == len(spends)
-    finally:
-        chain.close()
+    timing = time_mempool_adds(blocks, spends, workdir / "baseline.sqlite")
     return len(spends) / timing.wall
 
 
@@ -153,18 +142,13 @@ def run_load(sizes: Sizes, workdir: Path, progress: Progress) -> list[Result]:
     baseline_rate = mempool_baseline(sizes, workdir)
     progress.note(f"in-process Mempool.add: {baseline_rate:,.0f} txs/s")
     nodes = [
-        NodeProcess(workdir / f"node{i}", name=f"node{i}", network="regtest", extra_args=["--log-level", "INFO"])
+        NodeProcess(workdir / f"node{i}", name=f"node{i}", network="regtest", log_level="INFO")
         for i in range(sizes.nodes)
     ]
     for node in nodes:
         node.peers = [other.url for other in nodes if other is not node]
     try:
-        for node in nodes:
-            node.start()
-        for node in nodes:
-            node.wait_ready(120)
-        for node in nodes:
-            wait_until(lambda n=node: len(n.peer_urls()) == len(nodes) - 1, 60, f"{node.name} to have its peers")
+        start_all(nodes, 120, peers=len(nodes) - 1)
         owner = Key()
         coins = fund(nodes[0], owner, sizes.clients * sizes.coins_per_client + sizes.idle_requests, REGTEST)
         sync_blocks(nodes, 120)

@@ -34,16 +34,16 @@ import requests
 
 from bench.report import Progress, Result, Target, Timing, best, best_cpu, interleaved, stopwatch
 from chain.address import encode_address
-from chain.block import BlockHeader
+from chain.block import Block, BlockHeader
 from chain.builder import ChainBuilder, Key, Spendable, sign_transaction
 from chain.chainstate import ChainState
 from chain.crypto import SignatureCache
 from chain.hashes import ZERO_HASH
 from chain.params import REGTEST
 from chain.transaction import OutPoint, Transaction, TxOut
+from devnet.process import NodeProcess, sync_blocks
 from node.mempool import Mempool
 from node.miner import Solver, _search_slice
-from tests.nodes import NodeProcess, sync_blocks
 
 SUITE = "node"
 UNSOLVABLE_BITS = 0x1B0404CB  # a real Bitcoin difficulty: the search runs its whole range
@@ -173,7 +173,7 @@ def bench_mining_processes(sizes: Sizes, progress: Progress) -> Result:
 # ---------------------------------------------------------------- transactions over HTTP
 
 
-def _funded_chain(count: int) -> tuple[list, list[Transaction]]:
+def _funded_chain(count: int) -> tuple[list[Block], list[Transaction]]:
     """12 blocks whose last confirms a fan-out of ``count`` outputs, and ``count`` transactions spending them."""
     builder = ChainBuilder(REGTEST)
     blocks = builder.add_chain(11)
@@ -192,6 +192,21 @@ def _funded_chain(count: int) -> tuple[list, list[Transaction]]:
     return blocks, spends
 
 
+def time_mempool_adds(blocks: list[Block], spends: list[Transaction], path: Path) -> Timing:
+    """``Mempool.add`` of every spend, in this process, on a fresh chain of ``blocks`` stored at ``path``: a
+    node's validation without its HTTP."""
+    chain = ChainState(REGTEST, path, sig_cache=SignatureCache(), synchronous="OFF")
+    try:
+        for block in blocks:
+            chain.accept_block(block)
+        pool = Mempool(chain)
+        timing, _ = stopwatch(lambda: [pool.add(tx) for tx in spends])
+        assert len(pool) == len(spends)
+        return timing
+    finally:
+        chain.close()
+
+
 def bench_http_transactions(sizes: Sizes, workdir: Path, progress: Progress) -> Result:
     name = "transactions over HTTP"
     progress.start(name)
@@ -199,16 +214,7 @@ def bench_http_transactions(sizes: Sizes, workdir: Path, progress: Progress) -> 
     progress.note(f"built {len(spends)} signed transactions")
 
     def direct(run: int) -> Timing:
-        chain = ChainState(REGTEST, workdir / f"direct-{run}.sqlite", sig_cache=SignatureCache(), synchronous="OFF")
-        try:
-            for block in blocks:
-                chain.accept_block(block)
-            pool = Mempool(chain)
-            timing, _ = stopwatch(lambda: [pool.add(tx) for tx in spends])
-            assert len(pool) == len(spends)
-            return timing
-        finally:
-            chain.close()
+        return time_mempool_adds(blocks, spends, workdir / f"direct-{run}.sqlite")
 
     def over_http(run: int) -> Timing:
         node = NodeProcess(workdir / f"http-{run}", name=f"http-{run}", network="regtest").start()

@@ -17,6 +17,7 @@ import click
 
 from chain.transaction import COIN
 from devnet.network import REPO, Devnet, DevnetError
+from devnet.process import NodeProcessError, wait_until
 
 AMOUNT_TEXT = "12.5"
 AMOUNT = 12 * COIN + COIN // 2
@@ -25,20 +26,6 @@ STEP_TIMEOUT = 120.0
 
 class StepFailed(Exception):
     pass
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except DevnetError as exc:
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(0.2)
-    raise StepFailed(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r:.300})")
 
 
 class Demo:
@@ -64,7 +51,7 @@ class Demo:
             started = time.monotonic()
             try:
                 detail = action()
-            except (StepFailed, DevnetError) as exc:
+            except (StepFailed, DevnetError, NodeProcessError) as exc:
                 raise StepFailed(f"step {self.step} ({title}) failed: {exc}") from None
             self.say(f"{title}: {detail} ({time.monotonic() - started:.1f}s)")
 
@@ -88,7 +75,7 @@ class Demo:
     def mine_until_mature(self) -> str:
         node1 = self.devnet.node(1)
         self.devnet.api(node1, "POST", "/api/mining/start", {"address": self.addresses["alice"]}, admin=True)
-        body = wait_for(
+        body = wait_until(
             lambda: (b := self.balance(self.addresses["alice"], node1))["confirmed"] > 0 and b,
             STEP_TIMEOUT,
             "alice's first coinbase to mature",
@@ -107,7 +94,7 @@ class Demo:
         node1 = self.devnet.node(1)
         self.devnet.api(node1, "POST", "/api/mining/stop", {}, admin=True)
         nodes = self.devnet.nodes
-        tip = wait_for(
+        tip = wait_until(
             lambda: len({self.devnet.status_of(n)["tip"] for n in nodes}) == 1 and self.devnet.status_of(node1)["tip"],
             STEP_TIMEOUT,
             "the three nodes to agree on one tip",

@@ -17,7 +17,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,10 +30,10 @@ import requests
 from chain.address import encode_address
 from chain.hashes import hash160
 from chain.params import get_network
+from devnet.process import REPO, NodeAPIError, NodeClient, child_env, free_port, tail
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[1]
 ROOT_ENV = "CAIRN_DEVNET_DIR"
 TOPOLOGIES = ("line", "ring", "mesh")
 NETWORKS = ("devnet", "regtest")
@@ -51,12 +50,6 @@ def default_root() -> Path:
     """``$CAIRN_DEVNET_DIR``, else ``.devnet/`` at the root of the repository."""
     env = os.environ.get(ROOT_ENV)
     return Path(env).expanduser().resolve() if env else REPO / ".devnet"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def neighbours(count: int, topology: str) -> dict[int, set[int]]:
@@ -152,7 +145,7 @@ class Devnet:
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
         self.state_path = self.root / "state.json"
-        self.session = requests.Session()
+        self._clients: dict[str, NodeClient] = {}
         self.state: dict[str, Any] = self._load()
 
     # ------------------------------------------------------------ state
@@ -196,25 +189,18 @@ class Devnet:
     # ------------------------------------------------------------ HTTP
 
     def api(self, node: NodeInfo, method: str, path: str, body: Any = None, *, admin: bool = False) -> Any:
-        headers = {}
-        if admin:
-            token = (Path(node.datadir) / "auth.token").read_text().strip()
-            headers["Authorization"] = f"Bearer {token}"
+        """One call to ``node``'s JSON API; DevnetError saying what went wrong when it fails."""
+        client = self._clients.get(node.url)
+        if client is None:
+            client = self._clients[node.url] = NodeClient(node.url, node.datadir, name=node.name)
         try:
-            response = self.session.request(method, node.url + path, json=body, headers=headers, timeout=120)
+            return client.api(method, path, body, admin=admin, timeout=120)
         except requests.RequestException as exc:
             raise DevnetError(f"{node.name} ({node.url}) does not answer: {type(exc).__name__}") from None
-        try:
-            data = response.json()
-        except ValueError:
-            data = {"error": {"code": "not-json", "message": response.text[:200]}}
-        if response.status_code != 200:
-            error = data.get("error", {}) if isinstance(data, dict) else {}
+        except NodeAPIError as exc:
             raise DevnetError(
-                f"{node.name}: {method} {path} -> HTTP {response.status_code} "
-                f"{error.get('code', '')}: {error.get('message', '')}"
-            )
-        return data
+                f"{node.name}: {method} {path} -> HTTP {exc.status} {exc.code or ''}: {exc.message}"
+            ) from None
 
     def status_of(self, node: NodeInfo) -> dict[str, Any]:
         return self.api(node, "GET", "/api/status")  # type: ignore[no-any-return]
@@ -305,7 +291,7 @@ class Devnet:
     def run_wallet(self, wallet: Path, network: str, *args: str, node_url: str | None = None) -> dict[str, Any]:
         """Run ``cairn-wallet --json ARGS`` of this checkout; its JSON answer, DevnetError when it fails."""
         command = self.wallet_command(wallet, network, *args, node_url=node_url)
-        done = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, check=False)
+        done = subprocess.run(command, cwd=REPO, env=child_env(), capture_output=True, text=True, check=False)
         if done.returncode != 0:
             message = (done.stdout.strip() + " " + done.stderr.strip()).strip()
             raise DevnetError(f"cairn-wallet {' '.join(args)} failed ({done.returncode}): {message[-800:]}")
@@ -330,7 +316,7 @@ class Devnet:
             process = subprocess.Popen(
                 command,
                 cwd=REPO,
-                env=_env(),
+                env=child_env(),
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -483,20 +469,3 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     out = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     out += ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in lines]
     return "\n".join(out)
-
-
-def tail(path: str | Path, lines: int) -> str:
-    try:
-        text = Path(path).read_text(errors="replace")
-    except FileNotFoundError:
-        return "(no log yet)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _env() -> dict[str, str]:
-    """The environment of child processes: this checkout first on the path, no inherited datadir."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.pop("CAIRN_DATADIR", None)
-    env.pop("CAIRN_WALLET_PASSWORD", None)
-    return env

@@ -16,8 +16,9 @@ from typing import Any
 
 from chain.address import encode_address
 from chain.params import get_network
+from devnet.process import wait_until
 from lab import analysis
-from lab.cluster import Cluster, LabError, LabNode, wait_for
+from lab.cluster import Cluster, LabError, LabNode
 from lab.scenario import Scenario, race
 from lab.wallet import Wallet, lab_key, txid_hex
 
@@ -58,7 +59,7 @@ class AttackLab:
         self.cluster.start_all()
         self.cluster.connect("merchant", "honest")
         prefix = self.params.coinbase_maturity + 1
-        for block_hash in self.honest.generate(self.wallet.address, prefix):
+        for block_hash in self.honest.generate(prefix, self.wallet.address):
             self.wallet.add_coinbase(self.honest.block(block_hash))
         first = self.wallet.coins[:1]
         self.wallet.coins = []
@@ -69,7 +70,7 @@ class AttackLab:
         self.relay(self.honest, self.attacker)
 
     def mine(self, name: str) -> str:
-        block_hash = self.cluster[name].generate(self.address[name])[0]
+        block_hash = self.cluster[name].generate(1, self.address[name])[0]
         self.mined_by[block_hash] = name
         return block_hash
 
@@ -146,7 +147,7 @@ def _double_spend_trial(lab: AttackLab, q: float, z: int, give_up: int, finders:
     lab.merchant.send_transaction(pay.serialized.hex())
     lab.attacker.send_transaction(steal.serialized.hex())
     lab.cluster.same_tip(["honest", "merchant"], 60)
-    wait_for(lambda: lab.honest.transaction(txid_hex(pay)), 30, "the payment to reach the honest miner")
+    wait_until(lambda: lab.honest.transaction(txid_hex(pay)), 30, "the payment to reach the honest miner")
     honest_blocks = 0
     secret: list[str] = []
     released = False

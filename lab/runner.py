@@ -25,8 +25,9 @@ from typing import Any
 
 from chain.address import encode_address
 from chain.params import get_network
+from devnet.process import NodeAPIError, NodeProcessError
 from lab import analysis
-from lab.cluster import Cluster, LabError, NodeAPIError
+from lab.cluster import Cluster, LabError
 from lab.scenario import Scenario, Step, schedule
 from lab.wallet import Wallet, lab_key, txid_hex
 
@@ -81,7 +82,7 @@ class NetworkRun:
         if prefix_skew:
             first.faults(clock_skew=prefix_skew)
         for block_hash in (
-            first.generate(self.wallet.address, self.scenario.prefix_blocks) if self.scenario.prefix_blocks else []
+            first.generate(self.scenario.prefix_blocks, self.wallet.address) if self.scenario.prefix_blocks else []
         ):
             self.wallet.add_coinbase(first.block(block_hash))
         maturity = self.params.coinbase_maturity
@@ -130,7 +131,7 @@ class NetworkRun:
                 self.record.event(t, "mine-skipped", step.node, "node is down")
                 return
             try:
-                mined = node.generate(self.reward[step.node], int(step.arg("blocks", 1)))
+                mined = node.generate(int(step.arg("blocks", 1)), self.reward[step.node])
             except NodeAPIError as exc:  # e.g. a node whose clock is behind refuses its own block: time-too-new
                 self.record.event(t, "mine-refused", step.node, exc.code or str(exc))
                 return
@@ -160,7 +161,7 @@ class NetworkRun:
             cluster[step.node].faults(byzantine=step.action == "byzantine")
             self.record.event(t, step.action, step.node)
         elif step.action == "crash":
-            cluster[step.node].stop(kill=True)
+            cluster[step.node].kill()
             self.record.event(t, "crash", step.node)
         elif step.action == "restart":
             self._restart(step.node)
@@ -219,7 +220,7 @@ class NetworkRun:
             for _ in range(int(self.scenario.measure_value("settle_blocks", 1))):
                 self._do(Step(self.now(), "mine", honest[0]))
                 self.cluster.same_tip(honest, self.scenario.settle)
-        except LabError as exc:
+        except NodeProcessError as exc:
             log.warning("honest nodes did not converge: %s", exc)
             converged = False
         self._sample()

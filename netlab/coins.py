@@ -14,7 +14,7 @@ from chain.block import Block
 from chain.builder import Key, Spendable, sign_transaction
 from chain.params import NetworkParams
 from chain.transaction import OutPoint, Transaction, TxOut
-from tests.nodes import NodeProcess
+from devnet.process import NodeProcess
 
 FEE = 1_000
 MAX_FANOUT = 500  # outputs per fan-out transaction (about 14 kB)

@@ -33,20 +33,20 @@ from typing import Any
 from chain.address import encode_address
 from chain.builder import Key, Spendable
 from chain.params import REGTEST
+from devnet.process import NodeAPIError, NodeProcess, burn_address, start_all, sync_blocks, wait_until
 from netlab.coins import fund, pay
 from netlab.switch import Switch
-from tests.nodes import NodeAPIError, NodeProcess, burn_address, sync_blocks, wait_until
 
 log = logging.getLogger("netlab")
 
 PORT = 8701
 
 
-class LabNode(NodeProcess):
+class NamespaceNode(NodeProcess):
     """A ``cairn-node`` in its own network namespace, listening on its namespace's address only."""
 
     def __init__(self, directory: Path, name: str, namespace: str, address: str) -> None:
-        super().__init__(directory, name=name, network="regtest", port=PORT, extra_args=["--log-level", "INFO"])
+        super().__init__(directory, name=name, network="regtest", port=PORT, log_level="INFO")
         self.namespace = namespace
         self.address = address
         self.url = f"http://{address}:{PORT}"
@@ -75,7 +75,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     )
     switch.start()
     nodes = [
-        LabNode(workdir / f"node{i}", f"node{i}", spec["namespace"], spec["address"])
+        NamespaceNode(workdir / f"node{i}", f"node{i}", spec["namespace"], spec["address"])
         for i, spec in enumerate(config["nodes"])
     ]
     for node in nodes:
@@ -84,12 +84,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     result["partition_seconds"] = config["partition_seconds"]
     started = time.monotonic()
     try:
-        for node in nodes:
-            node.start()
-        for node in nodes:
-            node.wait_ready(120)
-        for node in nodes:
-            wait_until(lambda n=node: len(n.peer_urls()) == count - 1, 120, f"{node.name} to reach all its peers")
+        start_all(nodes, 120, peers=count - 1)
         result["setup_seconds"] = round(time.monotonic() - started, 1)
         log.info("%d nodes up and meshed in %.1fs", count, time.monotonic() - started)
 

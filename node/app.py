@@ -22,7 +22,7 @@ from chain.block import Block
 from chain.errors import ValidationError
 from chain.hashes import hash_to_hex
 from chain.transaction import Transaction
-from node.args import int_arg, parse_hash
+from node.args import int_arg, parse_hash, parse_height
 from node.errors import BadRequest, NodeError, NotFound, Unauthorized
 from node.explorer import explorer
 from node.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -187,12 +187,7 @@ def post_block() -> Response:
 
 @api.get("/heights/<height>")
 def height(height: str) -> Response:
-    try:
-        value = int(height)
-    except ValueError:
-        raise BadRequest(f"{height!r:.40} is not a height") from None
-    if value < 0:
-        raise BadRequest("heights are not negative")
+    value = parse_height(height)
     return jsonify({"height": value, "hash": hash_to_hex(_node().hash_at(value))})
 
 

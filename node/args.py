@@ -16,6 +16,17 @@ def parse_hash(text: str) -> bytes:
         raise BadRequest(f"{text!r:.80} is not a 64-character hex hash", "bad-hash") from None
 
 
+def parse_height(text: str) -> int:
+    """A block height from a URL path: a non-negative integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadRequest(f"{text!r:.40} is not a height") from None
+    if value < 0:
+        raise BadRequest("heights are not negative")
+    return value
+
+
 def int_arg(name: str, default: int | None, low: int, high: int, *, empty_is_missing: bool = False) -> int | None:
     """Query argument ``name`` as an integer in ``[low, high]``, ``default`` when absent.
 

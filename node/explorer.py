@@ -28,7 +28,7 @@ from chain.chainstate import BlockIndex, ChainState, Status
 from chain.errors import AddressError, ValidationError
 from chain.hashes import hash_to_hex
 from chain.transaction import COIN
-from node.args import int_arg, parse_hash
+from node.args import int_arg, parse_hash, parse_height
 from node.errors import BadRequest, NodeError, NotFound
 from node.service import Node
 
@@ -210,12 +210,7 @@ def block(block_hash: str) -> str:
 
 @explorer.get("/height/<path:height>")
 def height(height: str) -> Response:
-    try:
-        value = int(height)
-    except ValueError:
-        raise BadRequest(f"{height!r:.40} is not a height") from None
-    if value < 0:
-        raise BadRequest("heights are not negative")
+    value = parse_height(height)
     block_hash = _node().hash_at(value)
     return redirect(url_for("explorer.block", block_hash=hash_to_hex(block_hash)))
 

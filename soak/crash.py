@@ -43,8 +43,8 @@ from chain.chainstate import ChainState, Status
 from chain.hashes import hex_to_hash
 from chain.mining import build_block, solve_block
 from chain.params import REGTEST
+from devnet.process import NodeProcess, burn_address, sync_blocks, wait_until
 from netlab.coins import fetch_block, fund, pay
-from tests.nodes import NodeProcess, burn_address, sync_blocks, wait_until
 
 log = logging.getLogger("soak")
 
@@ -309,6 +309,10 @@ class Soak:
     def finish(self, down: NodeProcess | None) -> str:
         if down is not None:
             self.restart(down)
+        # The last blocks may have been mined on two nodes at once: equal work, and each node keeps the one it
+        # saw first (as Bitcoin does) until a next block breaks the tie. Let every node catch up, then mine it.
+        wait_until(lambda: len({node.height() for node in self.nodes}) == 1, 180, "every node at one height")
+        self.nodes[0].generate(1, burn_address("regtest"))
         tip = sync_blocks(self.nodes, 180)
         for node in self.nodes:
             self.check_api(node)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from devnet.network import Devnet, DevnetError, NodeInfo, tail
-from tests.nodes import REPO
+from tests.conftest import REPO
 
 
 class DevnetCLI:

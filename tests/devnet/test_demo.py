@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from devnet.network import Devnet, process_cmdline
-from tests.nodes import REPO
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 

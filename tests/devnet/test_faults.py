@@ -19,8 +19,8 @@ import requests
 
 from chain.block import Block
 from devnet.network import Devnet, DevnetError, neighbours, parse_groups, process_cmdline
+from devnet.process import wait_until
 from tests.devnet.conftest import DevnetCLI
-from tests.nodes import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -17,10 +17,11 @@ from chain.block import BlockHeader
 from chain.chainstate import ChainState
 from chain.errors import ValidationError
 from chain.params import DEVNET
+from devnet.process import free_port
 from node.app import create_app
 from node.config import NodeConfig
 from node.service import Node
-from tests.nodes import REPO, free_port
+from tests.conftest import REPO
 
 
 @pytest.fixture

@@ -29,8 +29,8 @@ from chain.builder import ChainBuilder, Key
 from chain.hashes import hash_to_hex, hex_to_hash
 from chain.params import REGTEST
 from chain.transaction import COIN
+from devnet.process import connect, sync_blocks
 from node.explorer import format_coins
-from tests.nodes import connect, sync_blocks
 
 pytestmark = pytest.mark.slow
 

@@ -19,11 +19,11 @@ from chain.errors import ValidationError
 from chain.hashes import hash_to_hex
 from chain.params import DEVNET, REGTEST
 from chain.transaction import COIN, MAX_MONEY, OutPoint, TxOut
+from devnet.process import free_port
 from node.app import create_app
 from node.config import NodeConfig
 from node.explorer import BOX_H, BOX_W, MARGIN_TOP, format_coins, tree_picture
 from node.service import Node
-from tests.nodes import free_port
 
 PAYEE = Key()
 OTHER = Key()

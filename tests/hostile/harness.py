@@ -20,10 +20,10 @@ import requests
 from waitress import create_server, wasyncore
 
 from chain.block import BlockHeader
+from devnet.process import free_port
 from node.app import create_app
 from node.config import NodeConfig
 from node.service import Node
-from tests.nodes import free_port
 from tests.stub_peer import NOT_FOUND, Reply, StubPeer, json_reply, raw_reply
 
 

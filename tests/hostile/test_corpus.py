@@ -24,11 +24,11 @@ import pytest
 from chain.errors import ValidationError
 from chain.hashes import hash_to_hex
 from chain.transaction import COIN
+from devnet.process import free_port, wait_until
 from node.config import NodeConfig
 from node.service import Node
 from tests.hostile.corpus import CASES, Base, Case, make_base, signed_by_thief, tx_payload
 from tests.hostile.harness import HostilePeer, Served, node_log, served_node
-from tests.nodes import free_port, wait_until
 
 
 @pytest.fixture(scope="module")

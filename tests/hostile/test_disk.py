@@ -21,8 +21,8 @@ import pytest
 
 from chain.builder import ChainBuilder
 from chain.params import REGTEST
+from devnet.process import NodeAPIError, NodeProcess
 from tests.hostile.harness import served_node
-from tests.nodes import NodeAPIError, NodeProcess
 
 
 def page_count(datadir: Path) -> int:

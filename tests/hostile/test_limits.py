@@ -21,10 +21,10 @@ from chain.builder import ChainBuilder, Key, Spendable
 from chain.hashes import hash_to_hex
 from chain.params import REGTEST
 from chain.transaction import COIN, OutPoint
+from devnet.process import wait_until
 from node.peers import MAX_HEADERS, MAX_INV, QUEUE_SIZE
 from node.service import MAX_ORPHANS
 from tests.hostile.harness import HostilePeer, Served, node_log, served_node
-from tests.nodes import wait_until
 
 PAYEE = Key()
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.nodes import NodeProcess
+from devnet.process import NodeProcess
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

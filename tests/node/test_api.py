@@ -14,11 +14,11 @@ from chain.hashes import hash_to_hex, hex_to_hash
 from chain.merkle import MerkleProof
 from chain.params import DEVNET, REGTEST
 from chain.transaction import COIN, OutPoint, Transaction
+from devnet.process import free_port
 from node import PROTOCOL_VERSION
 from node.app import create_app
 from node.config import NodeConfig
 from node.service import Node
-from tests.nodes import free_port
 
 PAYEE = Key()
 OTHER = Key()

@@ -16,7 +16,7 @@ import requests
 from chain.block import Block
 from chain.builder import ChainBuilder
 from chain.params import REGTEST
-from tests.nodes import NodeAPIError, connect, sync_blocks, wait_until
+from devnet.process import NodeAPIError, connect, sync_blocks, wait_until
 from tests.stub_peer import NOT_FOUND, Reply, StubPeer, json_reply, raw_reply
 
 log = logging.getLogger(__name__)

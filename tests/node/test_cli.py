@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from chain.address import encode_address
 from chain.params import DEVNET
+from devnet.process import NodeProcess, wait_until
 from node.cli import main
 from node.config import DEFAULT_PORTS, NodeConfig, default_datadir
-from tests.nodes import NodeProcess, wait_until
 
 
 def test_help_lists_every_option():

@@ -20,10 +20,10 @@ from chain.builder import ChainBuilder, Key
 from chain.hashes import hash_to_hex
 from chain.params import REGTEST
 from chain.transaction import COIN, Transaction
+from devnet.process import free_port, wait_until
 from node.app import create_app
 from node.config import NodeConfig
 from node.service import Node
-from tests.nodes import free_port, wait_until
 from tests.stub_peer import NOT_FOUND, Reply, StubPeer, json_reply, raw_reply
 
 PAYEE = Key()

@@ -15,10 +15,10 @@ from chain.params import REGTEST
 from chain.pow import check_proof_of_work
 from chain.transaction import COIN
 from chain.validation import check_block_structure
+from devnet.process import free_port, wait_until
 from node.config import NodeConfig
 from node.miner import Solver, block_template, generate
 from node.service import Node
-from tests.nodes import free_port, wait_until
 
 MINER = Key()
 PAYEE = Key()

@@ -11,7 +11,7 @@ from chain.chainstate import ChainState
 from chain.hashes import hash_to_hex
 from chain.params import DEVNET, REGTEST
 from chain.transaction import COIN
-from tests.nodes import NodeAPIError, burn_address, connect, sync_blocks, sync_mempools, wait_until
+from devnet.process import NodeAPIError, burn_address, connect, sync_blocks, sync_mempools, wait_until
 
 log = logging.getLogger(__name__)
 

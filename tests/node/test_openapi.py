@@ -20,11 +20,11 @@ from chain.address import encode_address
 from chain.builder import ChainBuilder, Key
 from chain.params import REGTEST
 from chain.transaction import COIN
+from devnet.process import free_port
 from node.app import create_app
 from node.config import NodeConfig
 from node.openapi import openapi_document
 from node.service import Node
-from tests.nodes import free_port
 
 PAYEE = Key()
 

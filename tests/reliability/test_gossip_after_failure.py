@@ -14,8 +14,8 @@ from chain.address import encode_address
 from chain.builder import Key, Spendable, sign_transaction
 from chain.params import REGTEST
 from chain.transaction import OutPoint, TxOut
+from devnet.process import sync_blocks, wait_until
 from netlab.coins import fetch_block
-from tests.nodes import sync_blocks, wait_until
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 
 from chain.block import BlockHeader
 from chain.pow import decode_compact
-from tests.nodes import NodeProcess, connect
+from devnet.process import NodeProcess, connect
 from wallet.cli import cli
 from wallet.keystore import SCRYPT_N_ENV
 

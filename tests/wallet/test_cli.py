@@ -11,7 +11,7 @@ import pytest
 
 from chain.address import encode_address
 from chain.params import BITCOIN, DEVNET, REGTEST
-from tests.nodes import free_port
+from devnet.process import free_port
 from tests.wallet.conftest import PASSWORD, fails, fails_json, ok, ok_json, run
 from wallet.keystore import Wallet, backup_to_seed, derive_key
 

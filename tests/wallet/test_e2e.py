@@ -20,7 +20,7 @@ import pytest
 from chain.hashes import hash_to_hex
 from chain.params import REGTEST
 from chain.transaction import COIN
-from tests.nodes import NodeProcess, burn_address, sync_blocks, sync_mempools, wait_until
+from devnet.process import NodeProcess, burn_address, sync_blocks, sync_mempools, wait_until
 from tests.wallet.conftest import fails, fails_json, high_hash, ok, ok_json, run, wallet_address
 from tests.wallet.proxy import Lies, lying_peer
 
