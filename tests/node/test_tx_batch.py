@@ -13,7 +13,6 @@ import logging
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from chain.block import Block
 from chain.builder import ChainBuilder, Key, Spendable
@@ -21,8 +20,8 @@ from chain.encoding import Reader
 from chain.hashes import hash_to_hex
 from chain.params import REGTEST
 from chain.transaction import COIN, OutPoint, Transaction
+from devnet.process import NodeProcess, connect, wait_until
 from node.peers import MAX_GETDATA
-from tests.nodes import NodeProcess, connect, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +55,6 @@ def decode_answer(data: bytes) -> list[Transaction]:
     txs = [Transaction.read(reader) for _ in range(reader.varint())]
     reader.finish()
     return txs
-
-
-def metric_samples(node: NodeProcess) -> dict[str, float]:
-    """``GET /metrics`` as ``{"name[label]": value}``."""
-    response = requests.get(f"{node.url}/metrics", timeout=30)
-    response.raise_for_status()
-    samples = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples[sample.name + "".join(f"[{v}]" for _, v in sorted(sample.labels.items()))] = sample.value
-    return samples
 
 
 def test_batch_endpoint_serves_mempool_transactions_in_the_order_asked(node_factory):
@@ -146,9 +134,9 @@ def test_many_announced_transactions_are_fetched_in_a_few_requests(node_factory)
     log.info("node1 connects: node0 announces its whole mempool, node1 fetches it in a few batches")
     connect(node1, node0)
     wait_until(lambda: node1.mempool() == wanted, describe="every transaction in node1's mempool")
-    metrics = metric_samples(node1)
-    batched = metrics["cairn_p2p_transaction_fetches_total[batch]"]
-    requests_made = metrics["cairn_p2p_transaction_fetches_total[one]"] + batched
+    metrics = node1.metrics()
+    batched = metrics["cairn_p2p_transaction_fetches_total"]["batch"]
+    requests_made = metrics["cairn_p2p_transaction_fetches_total"]["one"] + batched
     log.info("node1 made %d fetch requests (%d batched) for %d transactions", requests_made, batched, len(txs))
     assert batched >= 1
     assert requests_made <= len(txs) // 10, f"{requests_made} fetch requests for {len(txs)} transactions"
@@ -158,4 +146,4 @@ def test_many_announced_transactions_are_fetched_in_a_few_requests(node_factory)
     assert refused == []
     (peer,) = node1.api("GET", "/api/peers")["peers"]
     assert peer["url"] == node0.url and peer["score"] == 0
-    assert metric_samples(node0)["cairn_p2p_transactions_fetched_total"] == 0
+    assert node0.metrics()["cairn_p2p_transactions_fetched_total"] == 0

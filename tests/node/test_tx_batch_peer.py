@@ -31,10 +31,10 @@ from chain.encoding import varint
 from chain.hashes import hash_to_hex
 from chain.params import REGTEST
 from chain.transaction import COIN, OutPoint, Transaction
+from devnet.process import wait_until
 from node.peers import Peer
 from node.service import Node
 from tests.hostile.harness import node_log, served_node
-from tests.nodes import wait_until
 from tests.stub_peer import NOT_FOUND, Reply, StubPeer, json_reply, raw_reply
 
 PAYEE = Key()
