@@ -5,7 +5,9 @@ headers it answers (``ChainState.accept_headers``), repeat while it sends full
 batches, then download the blocks of the most-work header chain that we lack, in
 order, a few in parallel. Announced transactions we lack are fetched in batches, as
 Bitcoin's ``getdata`` carries many inventory items: whatever is queued when the fetch
-thread comes back for more (up to ``MAX_GETDATA``), one request per announcing peer.
+thread comes back for more (up to ``MAX_GETDATA``), one request per announcing peer;
+a fetch that fails (timeout, dropped connection) is tried again a little later, since
+the peer will not announce those transactions again.
 Invalid headers or blocks earn the peer misbehaviour points (a ban at the
 threshold); a peer that times out or lacks a block just ends that round. One sync
 runs at a time, so two peers cannot make us download the same block twice.
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 DOWNLOAD_BATCH = 16  # blocks fetched per round
 DOWNLOAD_PARALLEL = 4  # requests in flight at once
+FETCH_ATTEMPTS = 3  # a transaction fetch that fails (timeout, dropped connection) is tried twice more
+FETCH_RETRY_SECONDS = 2.0  # ... after 2 s, then 4 s
 INNOCENT_TX_REASONS = frozenset(
     {
         "txn-already-known",
@@ -73,6 +77,8 @@ class Syncer:
         self._pending: set[int] = set()
         self._tx_queue: queue.Queue[tuple[Peer, bytes] | None] = queue.Queue(10_000)
         self._tx_requested: OrderedDict[bytes, None] = OrderedDict()
+        self._tx_attempts: dict[bytes, int] = {}  # failed fetches so far of a txid being tried again
+        self._retry_timers: set[threading.Timer] = set()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._pool = ThreadPoolExecutor(DOWNLOAD_PARALLEL, thread_name_prefix="download")
@@ -87,6 +93,9 @@ class Syncer:
 
     def stop(self) -> None:
         self._stopping.set()
+        with self._lock:
+            for timer in self._retry_timers:
+                timer.cancel()
         self._sync_queue.put(None)
         with contextlib.suppress(queue.Full):
             self._tx_queue.put_nowait(None)
@@ -155,20 +164,58 @@ class Syncer:
                 if item is None or self._stopping.is_set():
                     return
                 batch.append(item)
+            retry: list[tuple[Peer, bytes]] = []
             try:
-                self.fetch_announced(batch)
+                retry = self.fetch_announced(batch)
             except Exception:
                 log.exception("fetching %d announced transactions failed", len(batch))
             finally:
+                self._after_fetch(batch, retry)
+
+    def _after_fetch(self, batch: list[tuple[Peer, bytes]], failed: list[tuple[Peer, bytes]]) -> None:
+        """Forget the batch's txids (found or not: a later announcement may fetch them again), except those whose
+        fetch failed (a timeout, a dropped connection): they are asked again a little later, up to
+        ``FETCH_ATTEMPTS`` times in all, as the peer that announced them will not announce them again."""
+        again: list[tuple[Peer, bytes]] = []
+        with self._lock:
+            for peer, txid in failed:
+                attempts = self._tx_attempts.get(txid, 0) + 1
+                if attempts < FETCH_ATTEMPTS and not self._stopping.is_set():
+                    self._tx_attempts[txid] = attempts
+                    again.append((peer, txid))
+            kept = {txid for _, txid in again}
+            for _, txid in batch:
+                if txid not in kept:
+                    self._tx_requested.pop(txid, None)
+                    self._tx_attempts.pop(txid, None)
+            if again:
+                delay = FETCH_RETRY_SECONDS * max(self._tx_attempts[txid] for _, txid in again)
+                timer = threading.Timer(delay, self._retry, args=(again,))
+                timer.daemon = True
+                self._retry_timers.add(timer)
+                timer.start()
+        if again:
+            log.info("fetching %d transactions failed; asking again in %.0fs", len(again), delay)
+
+    def _retry(self, items: list[tuple[Peer, bytes]]) -> None:
+        with self._lock:
+            self._retry_timers.discard(threading.current_thread())  # type: ignore[arg-type]
+        for item in items:
+            if self._stopping.is_set():
+                return
+            try:
+                self._tx_queue.put_nowait(item)
+            except queue.Full:
                 with self._lock:
-                    for _, txid in batch:  # found or not: a later announcement may fetch it again
-                        self._tx_requested.pop(txid, None)
+                    self._tx_requested.pop(item[1], None)
+                    self._tx_attempts.pop(item[1], None)
 
     # ------------------------------------------------------------ work
 
-    def fetch_announced(self, batch: list[tuple[Peer, bytes]]) -> None:
+    def fetch_announced(self, batch: list[tuple[Peer, bytes]]) -> list[tuple[Peer, bytes]]:
         """Fetch the announced ``(peer, txid)`` we lack, one request per peer, then submit them in announcement
-        order (a parent is announced before its child, so it is admitted first).
+        order (a parent is announced before its child, so it is admitted first). Returns those whose fetch
+        failed (unreachable, timed out, an error status): worth another try.
 
         An answer that is not made of distinct asked-for transactions costs its peer 20 points and none of
         its transactions is used; an invalid transaction costs 10 unless its reason is innocent.
@@ -178,19 +225,25 @@ class Syncer:
             if txid not in self.node.mempool:
                 wanted.setdefault(peer, {})[txid] = None
         received: dict[tuple[int, bytes], Transaction] = {}
+        failed: list[tuple[Peer, bytes]] = []
         for peer, txids in wanted.items():
             if self.node.peers.is_banned(peer.url):
                 continue
             try:
                 txs = self._fetch_from(peer, list(txids))
-            except (PeerError, NotFound, Forbidden) as exc:  # unreachable, refusing us, or (one txid) lacks it
+            except (NotFound, Forbidden) as exc:  # refusing us, or (one txid) lacks it
+                log.debug("fetching %d transactions from peer %d refused: %s", len(txids), peer.id, exc)
+                continue
+            except PeerError as exc:  # unreachable or timed out
                 log.debug("fetching %d transactions from peer %d failed: %s", len(txids), peer.id, exc)
+                failed += [(peer, txid) for txid in txids]
                 continue
             received.update(((peer.id, tx.txid), tx) for tx in txs)
         for peer, txid in batch:
             tx = received.pop((peer.id, txid), None)
             if tx is not None and not self.node.peers.is_banned(peer.url):
                 self._submit(peer, tx)
+        return failed
 
     def _fetch_from(self, peer: Peer, txids: list[bytes]) -> list[Transaction]:
         """The transactions among ``txids`` that ``peer`` sent; none when its answer was unusable (it is punished).

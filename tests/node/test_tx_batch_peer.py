@@ -34,6 +34,7 @@ from chain.transaction import COIN, OutPoint, Transaction
 from devnet.process import wait_until
 from node.peers import Peer
 from node.service import Node
+from node.sync import FETCH_ATTEMPTS
 from tests.hostile.harness import node_log, served_node
 from tests.stub_peer import NOT_FOUND, Reply, StubPeer, json_reply, raw_reply
 
@@ -57,6 +58,7 @@ class BatchPeer(StubPeer):
         self.answer: Answer = honest
         self.arrived: list[str] = []  # requests as they arrive, before they are answered
         self.batches: list[list[str]] = []  # the txids of each batch request, as asked
+        self.failing = 0  # how many batch requests to come answer 503 (an overloaded peer, a dropped connection)
         self.held_path = ""  # a GET that waits for ``gate`` before it is answered
         self.gate = threading.Event()
         self.gate.set()
@@ -80,6 +82,9 @@ class BatchPeer(StubPeer):
             return super().post(path, body)
         asked = json.loads(body)["txids"]
         self.batches.append(asked)
+        if self.failing:
+            self.failing -= 1
+            return json_reply({"error": {"code": "busy", "message": "try again later"}}, 503)
         return raw_reply(self.answer([self.transactions[t] for t in asked if t in self.transactions]))
 
     def announce(self, node_url: str, txs: list[Transaction]) -> None:
@@ -189,6 +194,29 @@ def test_transactions_a_batch_answer_lacks_are_fetched_when_announced_again(worl
 
     wait_until(fetched_again, 30, "the missing transactions fetched after a new announcement")
     assert world.sender.score == 0
+
+
+def test_a_failed_batch_fetch_is_tried_again(world: World) -> None:
+    world.peer.failing = 1
+    world.send_batch()
+    wait_until(lambda: all(world.pooled(world.batch)), 30, "the whole batch in the mempool after a second try")
+    asked = [hash_to_hex(tx.txid) for tx in world.batch]
+    assert world.peer.batches == [asked, asked], "asked again, the same transactions in the same order"
+    assert world.sender.score == 0, "a failed request is no misbehaviour"
+
+
+def test_the_node_gives_up_after_three_failed_fetches_until_announced_again(world: World) -> None:
+    world.peer.failing = FETCH_ATTEMPTS
+    world.send_batch()
+    syncer = world.node.syncer
+    wait_until(lambda: len(world.peer.batches) == FETCH_ATTEMPTS, 60, f"{FETCH_ATTEMPTS} batch requests")
+    wait_until(
+        lambda: not any(tx.txid in syncer._tx_requested for tx in world.batch), 30, "the node to forget the batch"
+    )
+    assert world.pooled(world.batch) == [False] * 4 and syncer._tx_attempts == {}
+    world.peer.announce(world.url, world.batch)  # a new announcement starts over
+    wait_until(lambda: all(world.pooled(world.batch)), 30, "the batch fetched after a new announcement")
+    assert len(world.peer.batches) == FETCH_ATTEMPTS + 1 and world.sender.score == 0
 
 
 def _trailing(world: World, txs: list[Transaction]) -> bytes:
