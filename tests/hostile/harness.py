@@ -134,13 +134,27 @@ def served_node(datadir: Path, **config: Any) -> Iterator[Served]:
 def stop_server(wsgi: Any, thread: threading.Thread) -> None:
     """Stop a waitress server running in ``thread`` at once, without waiting for idle keep-alive connections.
 
-    The worker threads finish first; then the loop thread itself (through waitress's
-    trigger) closes every socket it watches, which ends its loop.
+    The worker threads finish first; then the loop thread, through waitress's trigger,
+    empties its socket map (its loop runs while the map is not empty) and leaves the loop;
+    then this thread closes the sockets and the trigger, once no other thread uses them.
+
+    The thunk must not close the trigger itself: ``pull_trigger`` appends the thunk, then
+    writes the trigger's pipe, and a wake-up byte already in the pipe (a worker pulls the
+    trigger at the end of every request, after its answer is sent) can make the loop run the
+    thunk in between, so that the write goes to a closed descriptor (EBADF) or to whatever
+    file or socket another thread has opened under that number since.
     """
     wsgi.task_dispatcher.shutdown()
-    wsgi.trigger.pull_trigger(lambda: wasyncore.close_all(wsgi._map))
+    watched: dict[int, Any] = {}
+
+    def leave_loop() -> None:
+        watched.update(wsgi._map)
+        wsgi._map.clear()
+
+    wsgi.trigger.pull_trigger(leave_loop)
     thread.join(30)
     assert not thread.is_alive(), "waitress did not stop"
+    wasyncore.close_all(watched)
 
 
 class LogLines(logging.Handler):

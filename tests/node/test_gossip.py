@@ -24,6 +24,7 @@ from devnet.process import free_port, wait_until
 from node.app import create_app
 from node.config import NodeConfig
 from node.service import Node
+from tests.hostile.harness import stop_server
 from tests.stub_peer import NOT_FOUND, Reply, StubPeer, json_reply, raw_reply
 
 PAYEE = Key()
@@ -91,8 +92,7 @@ def served(tmp_path) -> Iterator[tuple[Node, str, ChainBuilder, list]]:
     node.start()
     thread.start()
     yield node, f"http://127.0.0.1:{port}", builder, blocks
-    wsgi.close()
-    thread.join(30)
+    stop_server(wsgi, thread)
     node.stop()
 
 

@@ -25,6 +25,7 @@ from node.app import create_app
 from node.config import NodeConfig
 from node.openapi import openapi_document
 from node.service import Node
+from tests.hostile.harness import stop_server
 
 PAYEE = Key()
 
@@ -46,8 +47,7 @@ def server(tmp_path_factory):
     thread = threading.Thread(target=wsgi.run, daemon=True)
     thread.start()
     yield node, f"http://127.0.0.1:{port}", builder, blocks
-    wsgi.close()
-    thread.join(30)
+    stop_server(wsgi, thread)
     node.stop()
 
 
