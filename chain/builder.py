@@ -140,3 +140,13 @@ class ChainBuilder:
         if total - amount - fee > 0:
             outputs.append(TxOut(total - amount - fee, change_to or spends[0].key.pubkey_hash))
         return sign_transaction(1, spends, outputs, self.params)
+
+    def spend_chain(self, coin: Spendable, to: bytes, length: int, amount: int, fee: int = 0) -> list[Transaction]:
+        """``length`` transactions, each paying ``amount`` to ``to`` from the change of the one before: a parent ->
+        child chain (``coin`` must cover them all)."""
+        txs = []
+        for _ in range(length):
+            tx = self.spend([coin], to, amount, fee)
+            txs.append(tx)
+            coin = Spendable(OutPoint(tx.txid, 1), tx.outputs[1], coin.key)
+        return txs

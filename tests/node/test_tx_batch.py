@@ -15,11 +15,11 @@ import pytest
 import requests
 
 from chain.block import Block
-from chain.builder import ChainBuilder, Key, Spendable
+from chain.builder import ChainBuilder, Key
 from chain.encoding import Reader
 from chain.hashes import hash_to_hex
 from chain.params import REGTEST
-from chain.transaction import COIN, OutPoint, Transaction
+from chain.transaction import COIN, Transaction
 from devnet.process import NodeProcess, connect, wait_until
 from node.peers import MAX_GETDATA
 
@@ -33,16 +33,6 @@ PAYEE = Key()
 def post_blocks(node: NodeProcess, blocks: list[Block]) -> None:
     for block in blocks:
         assert node.submit_block(block.serialized.hex())["status"] == "active"
-
-
-def spend_chain(builder: ChainBuilder, coin: Spendable, length: int) -> list[Transaction]:
-    """``length`` transactions, each spending the change of the one before: a parent -> child chain."""
-    txs = []
-    for _ in range(length):
-        tx = builder.spend([coin], PAYEE.pubkey_hash, COIN, fee=1000)
-        txs.append(tx)
-        coin = Spendable(OutPoint(tx.txid, 1), tx.outputs[1], coin.key)
-    return txs
 
 
 def fetch_batch(node: NodeProcess, body: object) -> requests.Response:
@@ -62,7 +52,7 @@ def test_batch_endpoint_serves_mempool_transactions_in_the_order_asked(node_fact
     blocks = builder.add_chain(13)
     node = node_factory()
     post_blocks(node, blocks)
-    parent, child = spend_chain(builder, builder.coinbase_spendable(blocks[0]), 2)
+    parent, child = builder.spend_chain(builder.coinbase_spendable(blocks[0]), PAYEE.pubkey_hash, 2, COIN, fee=1000)
     other = builder.spend([builder.coinbase_spendable(blocks[1])], PAYEE.pubkey_hash, COIN, fee=1000)
     confirmed = builder.spend([builder.coinbase_spendable(blocks[2])], PAYEE.pubkey_hash, COIN, fee=1000)
     node.send_transaction(confirmed.serialized.hex())
@@ -115,7 +105,10 @@ def test_many_announced_transactions_are_fetched_in_a_few_requests(node_factory)
     """Sixty transactions (ten parent -> child chains of five, ten independent ones) reach a peer whole."""
     builder = ChainBuilder(REGTEST)
     blocks = builder.add_chain(30)  # the coinbases of blocks 1..20 are mature
-    chains = [spend_chain(builder, builder.coinbase_spendable(blocks[i]), 5) for i in range(10)]
+    chains = [
+        builder.spend_chain(builder.coinbase_spendable(blocks[i]), PAYEE.pubkey_hash, 5, COIN, fee=1000)
+        for i in range(10)
+    ]
     singles = [
         builder.spend([builder.coinbase_spendable(blocks[i])], PAYEE.pubkey_hash, COIN, fee=1000) for i in range(10, 20)
     ]

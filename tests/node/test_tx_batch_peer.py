@@ -26,11 +26,11 @@ import pytest
 import requests
 
 from chain.block import Block
-from chain.builder import ChainBuilder, Key, Spendable
+from chain.builder import ChainBuilder, Key
 from chain.encoding import varint
 from chain.hashes import hash_to_hex
 from chain.params import REGTEST
-from chain.transaction import COIN, OutPoint, Transaction
+from chain.transaction import COIN, Transaction
 from devnet.process import wait_until
 from node.peers import Peer
 from node.service import Node
@@ -110,16 +110,6 @@ class BatchPeer(StubPeer):
         super().close()
 
 
-def spend_chain(builder: ChainBuilder, coin: Spendable, length: int) -> list[Transaction]:
-    """``length`` transactions, each spending the change of the one before."""
-    txs = []
-    for _ in range(length):
-        tx = builder.spend([coin], PAYEE.pubkey_hash, COIN, fee=1000)
-        txs.append(tx)
-        coin = Spendable(OutPoint(tx.txid, 1), tx.outputs[1], coin.key)
-    return txs
-
-
 class World:
     """A served regtest node with a connected BatchPeer holding valid transactions for it.
 
@@ -132,7 +122,9 @@ class World:
         self.url, self.node, self.peer = url, node, peer
         coinbases = [builder.coinbase_spendable(block) for block in blocks[:5]]
         self.first = builder.spend([coinbases[0]], PAYEE.pubkey_hash, COIN, fee=1000)
-        self.parent, self.child, self.grandchild = spend_chain(builder, coinbases[1], 3)
+        self.parent, self.child, self.grandchild = builder.spend_chain(
+            coinbases[1], PAYEE.pubkey_hash, 3, COIN, fee=1000
+        )
         self.other = builder.spend([coinbases[2]], PAYEE.pubkey_hash, COIN, fee=1000)
         self.stranger = builder.spend([coinbases[3]], PAYEE.pubkey_hash, COIN, fee=1000)
         self.sentinel = builder.spend([coinbases[4]], PAYEE.pubkey_hash, COIN, fee=1000)
